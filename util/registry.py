@@ -1,0 +1,108 @@
+"""One small registry mechanism for every kind of pluggable component.
+
+    GENERATORS = Registry("generator")
+
+    @GENERATORS.register("resnet_9blocks")
+    def resnet_9blocks(input_nc, output_nc, ngf=64, *, norm_layer, use_dropout=False): ...
+
+    GENERATORS.get("resnet_9blocks")      # the builder
+    GENERATORS.names()                    # feeds argparse choices=, --help and test matrices
+
+An unknown name raises `I2IError` listing the valid names and the closest match; registering a
+name twice raises unless `override=True`, naming both places.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .errors import I2IError
+
+
+def snake_case(name: str) -> str:
+    """`CycleGANModel` -> `cycle_gan_model`, `UnalignedDataset` -> `unaligned_dataset`."""
+    name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+
+
+def _origin(obj: Any) -> str:
+    module = getattr(obj, "__module__", None) or "?"
+    try:
+        path = inspect.getsourcefile(obj)
+    except TypeError:
+        path = None
+    return f"{module} ({path})" if path else module
+
+
+class Registry:
+    """A name -> object table for one kind of component (model, dataset mode, generator, ...)."""
+
+    def __init__(self, kind: str, base: type | None = None, option: str | None = None) -> None:
+        self.kind = kind
+        self.base = base
+        self.option = option  # the CLI option that selects from this registry, for error messages
+        self._entries: dict[str, Any] = {}
+        self._descriptions: dict[str, str] = {}
+
+    def register(
+        self, name: str | None = None, *, override: bool = False, description: str | None = None
+    ) -> Callable[[Any], Any]:
+        """Decorator: register a class or function under `name` (default: its snake_case name)."""
+
+        def decorator(obj: Any) -> Any:
+            self.add(name or snake_case(obj.__name__), obj, override=override, description=description)
+            return obj
+
+        return decorator
+
+    def add(self, name: str, obj: Any, *, override: bool = False, description: str | None = None) -> None:
+        if self.base is not None and not (inspect.isclass(obj) and issubclass(obj, self.base)):
+            raise TypeError(f"{self.kind} '{name}' must be a subclass of {self.base.__name__}, got {obj!r}")
+        existing = self._entries.get(name)
+        if existing is not None and existing is not obj and not override:
+            raise I2IError(
+                f"{self.kind} name '{name}' is registered twice: by {_origin(existing)} and by {_origin(obj)}. "
+                "Rename one of them (or register with override=True to replace it on purpose)."
+            )
+        self._entries[name] = obj
+        doc = description or (inspect.getdoc(obj) or "").strip().splitlines()
+        self._descriptions[name] = doc if isinstance(doc, str) else (doc[0] if doc else "")
+
+    def get(self, name: str) -> Any:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise I2IError(self.unknown_message(name)) from None
+
+    def unknown_message(self, name: str) -> str:
+        flag = f"--{self.option} " if self.option else ""
+        message = f"unknown {self.kind} {flag}'{name}'. Valid names: {', '.join(self.names())}."
+        close = difflib.get_close_matches(name, self.names(), n=1)
+        if close:
+            message += f" Did you mean '{close[0]}'?"
+        return message
+
+    def names(self) -> list[str]:
+        return list(self._entries)
+
+    def describe(self, name: str) -> str:
+        return self._descriptions.get(name, "")
+
+    def origin(self, name: str) -> str:
+        return _origin(self.get(name))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, {self.names()})"
