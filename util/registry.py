@@ -15,6 +15,8 @@ name twice raises unless `override=True`, naming both places.
 from __future__ import annotations
 
 import difflib
+import importlib
+import importlib.util
 import inspect
 import re
 from collections.abc import Callable, Iterator
@@ -41,10 +43,20 @@ def _origin(obj: Any) -> str:
 class Registry:
     """A name -> object table for one kind of component (model, dataset mode, generator, ...)."""
 
-    def __init__(self, kind: str, base: type | None = None, option: str | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        base: type | None = None,
+        option: str | None = None,
+        legacy: tuple[str, str] | None = None,
+    ) -> None:
+        """`legacy=("models", "model")` keeps the reference's file convention working: an unknown name
+        `foo_bar` is looked up in module `models.foo_bar_model`, whose class `FooBarModel` (matched
+        case-insensitively, without underscores) is registered if the module did not register itself."""
         self.kind = kind
         self.base = base
         self.option = option  # the CLI option that selects from this registry, for error messages
+        self.legacy = legacy
         self._entries: dict[str, Any] = {}
         self._descriptions: dict[str, str] = {}
 
@@ -73,10 +85,33 @@ class Registry:
         self._descriptions[name] = doc if isinstance(doc, str) else (doc[0] if doc else "")
 
     def get(self, name: str) -> Any:
+        if name not in self._entries and self.legacy is not None:
+            self._import_legacy(name)
         try:
             return self._entries[name]
         except KeyError:
             raise I2IError(self.unknown_message(name)) from None
+
+    def _import_legacy(self, name: str) -> None:
+        package, suffix = self.legacy
+        module_name = f"{package}.{name}_{suffix}"
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or importlib.util.find_spec(module_name) is None:
+            return
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:
+            raise I2IError(
+                f"{self.kind} '{name}': importing {module_name} ({package}/{name}_{suffix}.py) failed: "
+                f"{type(exc).__name__}: {exc}. Fix that file or remove it."
+            ) from exc
+        if name in self._entries:
+            return
+        wanted = name.replace("_", "") + suffix
+        for obj in vars(module).values():
+            if inspect.isclass(obj) and obj.__name__.lower() == wanted and obj.__module__ == module.__name__:
+                if self.base is None or issubclass(obj, self.base):
+                    self.add(name, obj)
+                    return
 
     def unknown_message(self, name: str) -> str:
         flag = f"--{self.option} " if self.option else ""

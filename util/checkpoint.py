@@ -1,0 +1,66 @@
+"""Checkpoint I/O: written atomically, read with `weights_only=True`.
+
+Files keep the reference's format (a plain state_dict per network, `<epoch>_net_<name>.pth`), so
+checkpoints move freely between i2i and the reference in both directions.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import I2IError
+
+
+def atomic_write(path: str | os.PathLike, write: Any, mode: str = "wb") -> None:
+    """Call `write(file)` on a temporary file beside `path`, flush it to disk, then rename it over `path`.
+
+    A crash or a full disk during the write leaves the previous file intact.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise I2IError(f"could not write {path}: {exc.strerror or exc}. Free disk space or fix the "
+                           "folder's permissions; the previous file, if any, is unchanged.") from exc
+        raise
+
+
+def save_state_dict(state: dict[str, Any], path: str | os.PathLike) -> None:
+    """Save a state_dict (tensors on the CPU) atomically."""
+    cpu_state = {k: v.detach().cpu() if torch.is_tensor(v) else v for k, v in state.items()}
+    atomic_write(path, lambda f: torch.save(cpu_state, f))
+
+
+def load_state_dict(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a state_dict safely: tensors and plain containers only, never pickled code."""
+    path = Path(path)
+    if not path.is_file():
+        raise I2IError(f"checkpoint {path} does not exist. Check --name, --checkpoints_dir and --epoch "
+                       f"(files there: {', '.join(sorted(p.name for p in path.parent.glob('*.pth'))) or 'none'}).")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise I2IError(f"refused to load {path}: it holds more than weights (pickled objects or code), which "
+                       f"i2i never executes. Re-save it as a plain state_dict from a trusted copy. ({exc})") from exc
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise I2IError(f"could not read checkpoint {path}: {exc}. The file is truncated or not a PyTorch "
+                       "checkpoint; restore it from a backup or use another --epoch.") from exc
+    if hasattr(state, "state_dict") and callable(state.state_dict):  # a whole module was saved
+        state = state.state_dict()
+    if not isinstance(state, dict):
+        raise I2IError(f"checkpoint {path} holds a {type(state).__name__}, not a state_dict.")
+    return state
