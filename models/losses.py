@@ -1,0 +1,149 @@
+"""Adversarial objectives (`--gan_mode`) and the WGAN-GP gradient penalty.
+
+    criterion = GANLoss("lsgan").to(device)
+    loss_D = 0.5 * (criterion(netD(real), True) + criterion(netD(fake.detach()), False))
+    if criterion.uses_gradient_penalty:
+        loss_D = loss_D + gradient_penalty(netD, real, fake)
+
+Every mode expects raw discriminator outputs (no sigmoid in D) of any shape, e.g. a PatchGAN map; the
+loss is the mean over all elements. A plugin adds a mode by registering a `GANCriterion` subclass in
+`GAN_LOSSES`; `--gan_mode` reads its choices from there.
+
+Unlike the reference, where `--gan_mode wgangp` trained an unconstrained critic because the penalty was
+never called, `GANLoss.uses_gradient_penalty` tells the model to add `gradient_penalty` to D's loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from util.registry import Registry
+
+
+class GANCriterion:
+    """One adversarial objective: `loss(prediction, target, target_is_real) -> scalar`.
+
+    `target` is the real or fake label broadcast to the prediction's shape, or None for criteria with
+    `uses_labels = False` (which only look at `target_is_real`).
+    """
+
+    uses_labels = True
+    uses_gradient_penalty = False
+
+    def loss(self, prediction: Tensor, target: Tensor | None, target_is_real: bool) -> Tensor:
+        raise NotImplementedError
+
+
+GAN_LOSSES = Registry("GAN loss", base=GANCriterion, option="gan_mode")
+
+
+@GAN_LOSSES.register("lsgan")
+class LSGANCriterion(GANCriterion):
+    """Least squares (LSGAN): mean squared error between D's output and the 1/0 label."""
+
+    def loss(self, prediction: Tensor, target: Tensor | None, target_is_real: bool) -> Tensor:
+        return F.mse_loss(prediction, target)
+
+
+@GAN_LOSSES.register("vanilla")
+class VanillaCriterion(GANCriterion):
+    """The original GAN cross-entropy: binary cross-entropy on D's logits against the 1/0 label."""
+
+    def loss(self, prediction: Tensor, target: Tensor | None, target_is_real: bool) -> Tensor:
+        return F.binary_cross_entropy_with_logits(prediction, target)
+
+
+@GAN_LOSSES.register("wgangp")
+class WGANGPCriterion(GANCriterion):
+    """Wasserstein critic with gradient penalty: -mean(D) for real, +mean(D) for fake; D adds the penalty."""
+
+    uses_labels = False
+    uses_gradient_penalty = True
+
+    def loss(self, prediction: Tensor, target: Tensor | None, target_is_real: bool) -> Tensor:
+        return -prediction.mean() if target_is_real else prediction.mean()
+
+
+class GANLoss(nn.Module):
+    """The adversarial loss selected by `--gan_mode`; `GANLoss(mode)(prediction, target_is_real) -> scalar`.
+
+    The labels are (non-persistent) buffers, so `.to(device)` moves them and checkpoints do not carry them.
+    Targets are the 0-d label expanded to the prediction's shape: a view, not a new tensor per call.
+    """
+
+    def __init__(self, gan_mode: str, target_real_label: float = 1.0, target_fake_label: float = 0.0) -> None:
+        super().__init__()
+        self.gan_mode = gan_mode
+        self.criterion: GANCriterion = GAN_LOSSES.get(gan_mode)()
+        self.register_buffer("real_label", torch.tensor(float(target_real_label)), persistent=False)
+        self.register_buffer("fake_label", torch.tensor(float(target_fake_label)), persistent=False)
+
+    @property
+    def uses_gradient_penalty(self) -> bool:
+        """True when D's loss must include `gradient_penalty` (wgangp)."""
+        return self.criterion.uses_gradient_penalty
+
+    def get_target_tensor(self, prediction: Tensor, target_is_real: bool) -> Tensor:
+        """The real or fake label broadcast to `prediction`'s shape (and device/dtype)."""
+        label = self.real_label if target_is_real else self.fake_label
+        # A no-op when the module was moved to the prediction's device; keeps AMP dtypes consistent.
+        label = label.to(device=prediction.device, dtype=prediction.dtype)
+        return label.expand_as(prediction)
+
+    def forward(self, prediction: Tensor, target_is_real: bool) -> Tensor:
+        target = self.get_target_tensor(prediction, target_is_real) if self.criterion.uses_labels else None
+        return self.criterion.loss(prediction, target, target_is_real)
+
+    def extra_repr(self) -> str:
+        return f"gan_mode={self.gan_mode!r}"
+
+
+GRADIENT_PENALTY_KINDS = ("mixed", "real", "fake")
+
+
+def gradient_penalty(
+    netD: nn.Module,
+    real: Tensor,
+    fake: Tensor,
+    *,
+    kind: str = "mixed",
+    constant: float = 1.0,
+    lambda_gp: float = 10.0,
+    eps: float = 1e-16,
+) -> Tensor:
+    """WGAN-GP penalty `lambda_gp * mean((||dD(x)/dx||_2 - constant)^2)` (Gulrajani et al. 2017).
+
+    `x` is `alpha * real + (1 - alpha) * fake` with one uniform alpha per sample (`kind="mixed"`), or the
+    real or the fake batch itself. The graph is kept (`create_graph=True`) so the penalty backpropagates
+    into D's parameters; the inputs are detached, so nothing flows into G. `eps` sits inside the square
+    root so the penalty's own gradient stays finite where D's gradient is zero.
+    """
+    if kind not in GRADIENT_PENALTY_KINDS:
+        raise ValueError(f"gradient_penalty kind must be one of {GRADIENT_PENALTY_KINDS}, got {kind!r}")
+    if real.shape != fake.shape:
+        raise ValueError(f"gradient_penalty needs real and fake of one shape, got {tuple(real.shape)} and "
+                         f"{tuple(fake.shape)}")
+    real, fake = real.detach(), fake.detach()
+    if kind == "real":
+        inputs = real
+    elif kind == "fake":
+        inputs = fake
+    else:
+        alpha_shape = (real.shape[0],) + (1,) * (real.dim() - 1)
+        alpha = torch.rand(alpha_shape, device=real.device, dtype=real.dtype)
+        inputs = torch.lerp(fake, real, alpha)  # alpha * real + (1 - alpha) * fake
+    inputs = inputs.clone().requires_grad_(True)
+    outputs = netD(inputs)
+    outputs = list(outputs) if isinstance(outputs, Sequence) else [outputs]  # multi-scale Ds return a list
+    (grads,) = torch.autograd.grad(
+        outputs=outputs,
+        inputs=inputs,
+        grad_outputs=[torch.ones_like(out) for out in outputs],
+        create_graph=True,
+    )
+    norms = torch.sqrt(grads.flatten(1).pow(2).sum(dim=1) + eps)
+    return ((norms - constant) ** 2).mean() * lambda_gp
