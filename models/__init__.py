@@ -1,0 +1,33 @@
+"""Models: one file per model, each registered by name.
+
+How to add a model `foo`: write `models/foo_model.py` with
+
+    from models import MODELS
+    from models.base_model import BaseModel
+
+    @MODELS.register("foo")
+    class FooModel(BaseModel):
+        ...  # see models/base_model.py for the contract
+
+and select it with `--model foo`. A file in the reference's convention (class `FooModel` in
+`models/foo_model.py`, no decorator) is found too.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from util.registry import Registry
+
+from .base_model import BaseModel
+
+MODELS = Registry("model", base=BaseModel, option="model", legacy=("models", "model"))
+
+from . import cycle_gan_model, pix2pix_model, test_model  # noqa: E402,F401  (built-ins register themselves)
+
+
+def create_model(opt: argparse.Namespace) -> BaseModel:
+    """Build the model named by `--model`."""
+    model = MODELS.get(opt.model)(opt)
+    print(f"model [{type(model).__name__}] was created")
+    return model

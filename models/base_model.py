@@ -1,0 +1,190 @@
+"""The model contract (the reference's BaseModel, kept so its users' models keep working).
+
+A model subclasses `BaseModel`, registers itself with `@MODELS.register("name")` (or lives in
+`models/<name>_model.py` as class `<Name>Model`, the reference's convention) and defines:
+
+- `loss_names`: losses to log; attribute `loss_<name>` holds each.
+- `model_names`: networks to save and load; attribute `net<name>` holds each -> `<epoch>_net_<name>.pth`.
+- `visual_names`: images to show and save; attribute `<name>` holds each (an image batch).
+- `optimizers`: filled in `__init__` when training; one LR scheduler is made per optimizer.
+- `set_input(data)`, `forward()`, `optimize_parameters()`; optionally the classmethod
+  `modify_commandline_options(parser, is_train)` and a `demo_options` dict for the embedded demo.
+"""
+
+from __future__ import annotations
+
+import argparse
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from networks.compat import load_state_dict_compat
+from util.checkpoint import load_state_dict, save_state_dict
+from util.errors import I2IError
+
+from .schedulers import build_scheduler, current_lr, step_scheduler
+
+
+class BaseModel(ABC):
+    demo_options: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, opt: argparse.Namespace) -> None:
+        self.opt = opt
+        self.gpu_ids: list[int] = list(opt.gpu_ids)
+        self.isTrain: bool = opt.isTrain
+        self.device = torch.device(f"cuda:{self.gpu_ids[0]}") if self.gpu_ids else torch.device("cpu")
+        self.save_dir = str(Path(opt.checkpoints_dir) / opt.name)
+        self.loss_names: list[str] = []
+        self.model_names: list[str] = []
+        self.visual_names: list[str] = []
+        self.optimizers: list[torch.optim.Optimizer] = []
+        self.image_paths: list[str] = []
+        self.metric = 0.0  # what the plateau LR policy watches; train.py sets it each epoch
+
+    @classmethod
+    def modify_commandline_options(cls, parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
+        """Add model-specific options or change defaults of existing ones."""
+        return parser
+
+    @abstractmethod
+    def set_input(self, input: dict[str, Any]) -> None:
+        """Unpack one batch from the data loader (and move it to the device)."""
+
+    @abstractmethod
+    def forward(self) -> None:
+        """Run the forward pass; called by `optimize_parameters` and `test`."""
+
+    @abstractmethod
+    def optimize_parameters(self) -> None:
+        """One training iteration: losses, gradients, optimizer steps."""
+
+    # -- building -------------------------------------------------------------------------------------
+
+    def place(self, net: nn.Module) -> nn.Module:
+        """Move a network to this model's device (DataParallel over several --gpu_ids, as the reference)."""
+        net = net.to(self.device)
+        if len(self.gpu_ids) > 1:
+            net = nn.DataParallel(net, self.gpu_ids)
+        return net
+
+    def adam(self, *nets: nn.Module) -> torch.optim.Optimizer:
+        """Adam over the parameters of `nets`, with --lr and betas (--beta1, 0.999) as the reference."""
+        params = [p for net in nets for p in net.parameters()]
+        return torch.optim.Adam(params, lr=self.opt.lr, betas=(self.opt.beta1, 0.999))
+
+    def setup(self, opt: argparse.Namespace | None = None) -> None:
+        """Check the name lists, make schedulers, load weights for testing or --continue_train."""
+        opt = opt or self.opt
+        self.check_names()
+        if self.isTrain:
+            self.schedulers = [build_scheduler(optimizer, opt) for optimizer in self.optimizers]
+        if not self.isTrain or opt.continue_train:
+            self.load_networks(f"iter_{opt.load_iter}" if opt.load_iter > 0 else opt.epoch)
+        self.print_networks(opt.verbose)
+
+    def check_names(self) -> None:
+        """Fail at setup, not mid-epoch, when a network listed in model_names has no attribute behind it.
+        (Losses and visuals exist only after the first step; they are checked where they are read.)"""
+        missing = [f"net{name}" for name in self.model_names if not hasattr(self, f"net{name}")]
+        if missing:
+            raise I2IError(f"model {type(self).__name__} lists networks with no attribute: {', '.join(missing)}. "
+                           "Each model_names entry X needs self.netX.")
+
+    # -- running --------------------------------------------------------------------------------------
+
+    def eval(self) -> None:
+        for net in self.networks():
+            net.eval()
+
+    def train(self) -> None:
+        for net in self.networks():
+            net.train()
+
+    def test(self) -> None:
+        """Forward pass for inference: no autograd bookkeeping, then `compute_visuals`."""
+        with torch.inference_mode():
+            self.forward()
+            self.compute_visuals()
+
+    def compute_visuals(self) -> None:
+        """Compute extra images for display (optional)."""
+
+    def get_image_paths(self) -> list[str]:
+        return self.image_paths
+
+    def update_learning_rate(self, metric: float | None = None) -> None:
+        """Step every scheduler once, at the end of an epoch (i2i's order; see docs/differences.md)."""
+        old_lr = current_lr(self.optimizers[0])
+        if metric is not None:
+            self.metric = metric
+        for scheduler in self.schedulers:
+            step_scheduler(scheduler, self.metric)
+        print(f"learning rate {old_lr:.7f} -> {current_lr(self.optimizers[0]):.7f}")
+
+    def get_current_visuals(self) -> OrderedDict[str, torch.Tensor]:
+        return OrderedDict((name, self._named_attribute(name, "visual_names")) for name in self.visual_names)
+
+    def get_current_losses(self) -> OrderedDict[str, float]:
+        """Current losses as Python floats (one device sync; call at print time, not every iteration)."""
+        return OrderedDict((name, float(value)) for name, value in self.current_loss_tensors().items())
+
+    def current_loss_tensors(self) -> OrderedDict[str, torch.Tensor]:
+        """Current losses as detached tensors on the device (no sync)."""
+        losses = OrderedDict()
+        for name in self.loss_names:
+            value = self._named_attribute(f"loss_{name}", "loss_names")
+            losses[name] = value.detach() if torch.is_tensor(value) else torch.tensor(float(value))
+        return losses
+
+    def _named_attribute(self, attribute: str, listed_in: str):
+        try:
+            return getattr(self, attribute)
+        except AttributeError:
+            raise I2IError(f"model {type(self).__name__}: {listed_in} names '{attribute}', but the model has no "
+                           f"attribute self.{attribute} (set it in forward/optimize_parameters).") from None
+
+    # -- checkpoints ----------------------------------------------------------------------------------
+
+    def networks(self) -> list[nn.Module]:
+        return [getattr(self, f"net{name}") for name in self.model_names]
+
+    def checkpoint_path(self, epoch: str | int, name: str) -> Path:
+        return Path(self.save_dir) / f"{epoch}_net_{name}.pth"
+
+    def save_networks(self, epoch: str | int) -> None:
+        """Write `<epoch>_net_<name>.pth`: plain state_dicts, as the reference, each written atomically."""
+        for name in self.model_names:
+            net = getattr(self, f"net{name}")
+            save_state_dict(unwrap(net).state_dict(), self.checkpoint_path(epoch, name))
+
+    def load_networks(self, epoch: str | int) -> None:
+        for name in self.model_names:
+            path = self.checkpoint_path(epoch, name)
+            state = load_state_dict(path, map_location=self.device)
+            load_state_dict_compat(unwrap(getattr(self, f"net{name}")), state, net_name=name, source=str(path))
+
+    def print_networks(self, verbose: bool) -> None:
+        print("---------- Networks initialized -------------")
+        for name in self.model_names:
+            net = getattr(self, f"net{name}")
+            if verbose:
+                print(net)
+            count = sum(p.numel() for p in net.parameters())
+            print(f"[Network {name}] Total number of parameters : {count / 1e6:.3f} M")
+        print("-----------------------------------------------")
+
+    @staticmethod
+    def set_requires_grad(nets: nn.Module | list[nn.Module], requires_grad: bool = False) -> None:
+        for net in nets if isinstance(nets, list) else [nets]:
+            if net is not None:
+                for param in net.parameters():
+                    param.requires_grad = requires_grad
+
+
+def unwrap(net: nn.Module) -> nn.Module:
+    """The plain network inside a DataParallel/DistributedDataParallel wrapper."""
+    return net.module if isinstance(net, (nn.DataParallel, nn.parallel.DistributedDataParallel)) else net

@@ -1,0 +1,133 @@
+"""CycleGAN: unpaired translation with two generators, two discriminators and cycle consistency.
+
+Zhu et al., "Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial Networks", 2017.
+G_A: A -> B, G_B: B -> A; D_A judges domain B, D_B judges domain A. Generator objective:
+
+    GAN(D_A(G_A(A))) + GAN(D_B(G_B(B)))
+    + lambda_A * |G_B(G_A(A)) - A| + lambda_B * |G_A(G_B(B)) - B|                    (cycle)
+    + lambda_identity * (lambda_B * |G_A(B) - B| + lambda_A * |G_B(A) - A|)           (identity)
+
+Each iteration updates the generators first, then the discriminators on fakes drawn from a history pool.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from torch import nn
+
+from networks import build_discriminator, build_generator
+from util.errors import I2IError
+from util.image_pool import ImagePool
+
+from . import MODELS
+from .base_model import BaseModel
+from .losses import GANLoss, gradient_penalty
+
+
+@MODELS.register("cycle_gan")
+class CycleGANModel(BaseModel):
+    """CycleGAN: unpaired A <-> B with cycle-consistency (G_A, G_B, D_A, D_B)."""
+
+    demo_options = dict(name="demo_cycle_gan", ngf=16, ndf=16, load_size=72, crop_size=64,
+                        n_epochs=10, n_epochs_decay=10, display_freq=96, print_freq=48, save_epoch_freq=10)
+
+    @classmethod
+    def modify_commandline_options(cls, parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
+        parser.set_defaults(no_dropout=True)  # the published CycleGAN models use no dropout
+        if is_train:
+            parser.add_argument("--lambda_A", type=float, default=10.0, help="weight for cycle loss (A -> B -> A)")
+            parser.add_argument("--lambda_B", type=float, default=10.0, help="weight for cycle loss (B -> A -> B)")
+            parser.add_argument("--lambda_identity", type=float, default=0.5,
+                                help="weight of the identity loss, relative to lambda_A/lambda_B; 0 disables it")
+        return parser
+
+    def __init__(self, opt: argparse.Namespace) -> None:
+        super().__init__(opt)
+        self.loss_names = ["D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B"]
+        use_identity = self.isTrain and opt.lambda_identity > 0.0
+        visual_names_A = ["real_A", "fake_B", "rec_A"] + (["idt_B"] if use_identity else [])
+        visual_names_B = ["real_B", "fake_A", "rec_B"] + (["idt_A"] if use_identity else [])
+        self.visual_names = visual_names_A + visual_names_B
+        self.model_names = ["G_A", "G_B", "D_A", "D_B"] if self.isTrain else ["G_A", "G_B"]
+
+        self.netG_A = self.place(self._generator(opt.input_nc, opt.output_nc))
+        self.netG_B = self.place(self._generator(opt.output_nc, opt.input_nc))
+        if not self.isTrain:
+            return
+        if use_identity and opt.input_nc != opt.output_nc:
+            raise I2IError(f"--lambda_identity {opt.lambda_identity} needs --input_nc == --output_nc (got "
+                           f"{opt.input_nc} and {opt.output_nc}); pass --lambda_identity 0 for different channels.")
+        self.netD_A = self.place(self._discriminator(opt.output_nc))
+        self.netD_B = self.place(self._discriminator(opt.input_nc))
+        self.fake_A_pool = ImagePool(opt.pool_size)
+        self.fake_B_pool = ImagePool(opt.pool_size)
+        self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
+        self.criterionCycle = nn.L1Loss()
+        self.criterionIdt = nn.L1Loss()
+        self.optimizer_G = self.adam(self.netG_A, self.netG_B)
+        self.optimizer_D = self.adam(self.netD_A, self.netD_B)
+        self.optimizers = [self.optimizer_G, self.optimizer_D]
+
+    def _generator(self, input_nc: int, output_nc: int) -> nn.Module:
+        opt = self.opt
+        return build_generator(opt.netG, input_nc, output_nc, opt.ngf, norm=opt.norm, use_dropout=not opt.no_dropout,
+                               init_type=opt.init_type, init_gain=opt.init_gain)
+
+    def _discriminator(self, input_nc: int) -> nn.Module:
+        opt = self.opt
+        return build_discriminator(opt.netD, input_nc, opt.ndf, n_layers_D=opt.n_layers_D, norm=opt.norm,
+                                   init_type=opt.init_type, init_gain=opt.init_gain)
+
+    def set_input(self, input: dict) -> None:
+        a, b = ("A", "B") if self.opt.direction == "AtoB" else ("B", "A")
+        self.real_A = input[a].to(self.device, non_blocking=True)
+        self.real_B = input[b].to(self.device, non_blocking=True)
+        self.image_paths = input[f"{a}_paths"]
+
+    def forward(self) -> None:
+        self.fake_B = self.netG_A(self.real_A)
+        self.rec_A = self.netG_B(self.fake_B)
+        self.fake_A = self.netG_B(self.real_B)
+        self.rec_B = self.netG_A(self.fake_A)
+
+    def backward_G(self) -> None:
+        opt = self.opt
+        if opt.lambda_identity > 0:
+            self.idt_A = self.netG_A(self.real_B)
+            self.loss_idt_A = self.criterionIdt(self.idt_A, self.real_B) * opt.lambda_B * opt.lambda_identity
+            self.idt_B = self.netG_B(self.real_A)
+            self.loss_idt_B = self.criterionIdt(self.idt_B, self.real_A) * opt.lambda_A * opt.lambda_identity
+        else:
+            self.loss_idt_A = self.loss_idt_B = torch.zeros((), device=self.device)
+        self.loss_G_A = self.criterionGAN(self.netD_A(self.fake_B), True)
+        self.loss_G_B = self.criterionGAN(self.netD_B(self.fake_A), True)
+        self.loss_cycle_A = self.criterionCycle(self.rec_A, self.real_A) * opt.lambda_A
+        self.loss_cycle_B = self.criterionCycle(self.rec_B, self.real_B) * opt.lambda_B
+        self.loss_G = (self.loss_G_A + self.loss_G_B + self.loss_cycle_A + self.loss_cycle_B
+                       + self.loss_idt_A + self.loss_idt_B)
+        self.loss_G.backward()
+
+    def backward_D_basic(self, netD: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """Half the sum of the real and fake GAN losses (plus the gradient penalty for wgangp)."""
+        fake = fake.detach()
+        loss = 0.5 * (self.criterionGAN(netD(real), True) + self.criterionGAN(netD(fake), False))
+        if self.criterionGAN.uses_gradient_penalty:
+            loss = loss + gradient_penalty(netD, real, fake)
+        loss.backward()
+        return loss
+
+    def optimize_parameters(self) -> None:
+        self.forward()
+        # Generators first, with the discriminators frozen so no gradient is spent on them.
+        self.set_requires_grad([self.netD_A, self.netD_B], False)
+        self.optimizer_G.zero_grad(set_to_none=True)
+        self.backward_G()
+        self.optimizer_G.step()
+        # Then the discriminators, on fakes drawn from the history pools.
+        self.set_requires_grad([self.netD_A, self.netD_B], True)
+        self.optimizer_D.zero_grad(set_to_none=True)
+        self.loss_D_A = self.backward_D_basic(self.netD_A, self.real_B, self.fake_B_pool.query(self.fake_B))
+        self.loss_D_B = self.backward_D_basic(self.netD_B, self.real_A, self.fake_A_pool.query(self.fake_A))
+        self.optimizer_D.step()

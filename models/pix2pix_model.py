@@ -1,0 +1,91 @@
+"""pix2pix: paired translation with a conditional GAN and an L1 term.
+
+Isola et al., "Image-to-Image Translation with Conditional Adversarial Networks", 2017.
+G: A -> B; D judges the pair (A, B) concatenated on the channel axis. Each iteration updates D on
+(A, G(A)) as fake and (A, B) as real, then G with GAN(D(A, G(A))) + lambda_L1 * |G(A) - B|.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from torch import nn
+
+from networks import build_discriminator, build_generator
+
+from . import MODELS
+from .base_model import BaseModel
+from .losses import GANLoss, gradient_penalty
+
+
+@MODELS.register("pix2pix")
+class Pix2PixModel(BaseModel):
+    """pix2pix: paired A -> B with a conditional PatchGAN and L1 (G, D)."""
+
+    demo_options = dict(name="demo_pix2pix", netG="unet_128", ngf=16, ndf=16, load_size=128, crop_size=128,
+                        n_epochs=10, n_epochs_decay=10, display_freq=96, print_freq=48, save_epoch_freq=10)
+
+    @classmethod
+    def modify_commandline_options(cls, parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
+        parser.set_defaults(norm="batch", netG="unet_256", dataset_mode="aligned")
+        if is_train:
+            parser.set_defaults(pool_size=0, gan_mode="vanilla")
+            parser.add_argument("--lambda_L1", type=float, default=100.0, help="weight for the L1 loss")
+        return parser
+
+    def __init__(self, opt: argparse.Namespace) -> None:
+        super().__init__(opt)
+        self.loss_names = ["G_GAN", "G_L1", "D_real", "D_fake"]
+        self.visual_names = ["real_A", "fake_B", "real_B"]
+        self.model_names = ["G", "D"] if self.isTrain else ["G"]
+        self.netG = self.place(build_generator(
+            opt.netG, opt.input_nc, opt.output_nc, opt.ngf, norm=opt.norm, use_dropout=not opt.no_dropout,
+            init_type=opt.init_type, init_gain=opt.init_gain))
+        if not self.isTrain:
+            return
+        self.netD = self.place(build_discriminator(
+            opt.netD, opt.input_nc + opt.output_nc, opt.ndf, n_layers_D=opt.n_layers_D, norm=opt.norm,
+            init_type=opt.init_type, init_gain=opt.init_gain))
+        self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
+        self.criterionL1 = nn.L1Loss()
+        self.optimizer_G = self.adam(self.netG)
+        self.optimizer_D = self.adam(self.netD)
+        self.optimizers = [self.optimizer_G, self.optimizer_D]
+
+    def set_input(self, input: dict) -> None:
+        a, b = ("A", "B") if self.opt.direction == "AtoB" else ("B", "A")
+        self.real_A = input[a].to(self.device, non_blocking=True)
+        self.real_B = input[b].to(self.device, non_blocking=True)
+        self.image_paths = input[f"{a}_paths"]
+
+    def forward(self) -> None:
+        self.fake_B = self.netG(self.real_A)
+
+    def backward_D(self) -> None:
+        fake_AB = torch.cat((self.real_A, self.fake_B), 1).detach()
+        real_AB = torch.cat((self.real_A, self.real_B), 1)
+        self.loss_D_fake = self.criterionGAN(self.netD(fake_AB), False)
+        self.loss_D_real = self.criterionGAN(self.netD(real_AB), True)
+        self.loss_D = (self.loss_D_fake + self.loss_D_real) * 0.5
+        if self.criterionGAN.uses_gradient_penalty:
+            self.loss_D = self.loss_D + gradient_penalty(self.netD, real_AB, fake_AB)
+        self.loss_D.backward()
+
+    def backward_G(self) -> None:
+        fake_AB = torch.cat((self.real_A, self.fake_B), 1)
+        self.loss_G_GAN = self.criterionGAN(self.netD(fake_AB), True)
+        self.loss_G_L1 = self.criterionL1(self.fake_B, self.real_B) * self.opt.lambda_L1
+        self.loss_G = self.loss_G_GAN + self.loss_G_L1
+        self.loss_G.backward()
+
+    def optimize_parameters(self) -> None:
+        self.forward()
+        self.set_requires_grad(self.netD, True)
+        self.optimizer_D.zero_grad(set_to_none=True)
+        self.backward_D()
+        self.optimizer_D.step()
+        self.set_requires_grad(self.netD, False)  # G's step needs no gradient for D's weights
+        self.optimizer_G.zero_grad(set_to_none=True)
+        self.backward_G()
+        self.optimizer_G.step()

@@ -1,0 +1,218 @@
+"""Options shared by training and testing (section 1.2 of the reference's behaviour)."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import re
+import sys
+import warnings
+from pathlib import Path
+
+from util.errors import I2IError
+
+from .legacy import translate_legacy_args
+
+
+class OptionParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are `I2IError`s with the closest valid choice."""
+
+    def error(self, message: str):  # type: ignore[override]
+        match = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if match:
+            valid = re.findall(r"'([^']*)'", match.group(2)) or match.group(2).split(", ")
+            close = difflib.get_close_matches(match.group(1), valid, n=1)
+            if close:
+                message += f". Did you mean '{close[0]}'?"
+        raise I2IError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _given_options(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
+    """The `dest` of every option the user typed, so presets never override a user's choice."""
+    given = set()
+    for arg in argv:
+        if arg.startswith("--"):
+            action = parser._option_string_actions.get(arg.split("=", 1)[0])
+            if action is not None:
+                given.add(action.dest)
+    return given
+
+
+def _prescan(argv: list[str], flag: str) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+class BaseOptions:
+    """Builds the parser in the reference's two passes: base options, then the model's and the dataset
+    mode's `modify_commandline_options` hooks, then a strict parse."""
+
+    is_train = False
+
+    def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        from data import DATASETS
+        from data.base_dataset import PREPROCESS_MODES
+        from models import MODELS
+        from networks import DISCRIMINATORS, GENERATORS, INIT_TYPES, NORMS
+
+        add = parser.add_argument
+        add("--dataroot", default=None, help="dataset root (trainA/trainB, or train/ of A|B images; for "
+            "single mode the image folder). Left out: i2i's own demo dataset, generated on first use")
+        add("--name", default="experiment_name", help="experiment name: where checkpoints and results go")
+        add("--gpu_ids", default="0", help="GPU ids, e.g. 0 or 0,1,2; -1 for the CPU")
+        add("--checkpoints_dir", default="./checkpoints", help="models are saved here")
+        add("--seed", type=int, default=None, help="seed Python, NumPy and torch; makes CPU runs deterministic")
+        # model parameters
+        add("--model", default="cycle_gan", choices=MODELS.names(), help="which model to use")
+        add("--input_nc", type=int, default=3, help="# of input image channels: 3 for RGB, 1 for grayscale")
+        add("--output_nc", type=int, default=3, help="# of output image channels: 3 for RGB, 1 for grayscale")
+        add("--ngf", type=int, default=64, help="# of generator filters in the last conv layer")
+        add("--ndf", type=int, default=64, help="# of discriminator filters in the first conv layer")
+        add("--netD", default="basic", choices=DISCRIMINATORS.names(),
+            help="discriminator: basic is a 70x70 PatchGAN; n_layers sets its depth with --n_layers_D")
+        add("--netG", default="resnet_9blocks", choices=GENERATORS.names(), help="generator architecture")
+        add("--n_layers_D", type=int, default=3, help="only used if netD==n_layers")
+        add("--norm", default="instance", choices=NORMS.names(), help="instance, batch or no normalization")
+        add("--init_type", default="normal", choices=INIT_TYPES.names(), help="network initialization")
+        add("--init_gain", type=float, default=0.02, help="scaling factor for normal, xavier and orthogonal")
+        add("--no_dropout", action="store_true", help="no dropout for the generator")
+        # dataset parameters
+        add("--dataset_mode", default="unaligned", choices=DATASETS.names(), help="how datasets are loaded")
+        add("--direction", default="AtoB", choices=["AtoB", "BtoA"], help="AtoB or BtoA")
+        add("--serial_batches", action="store_true", help="take images in order, otherwise randomly")
+        add("--num_threads", default=4, type=int, help="# threads (DataLoader workers) for loading data")
+        add("--batch_size", type=int, default=1, help="input batch size")
+        add("--load_size", type=int, default=286, help="scale images to this size")
+        add("--crop_size", type=int, default=256, help="then crop to this size")
+        add("--max_dataset_size", type=int, default=float("inf"),
+            help="maximum number of samples allowed per dataset")
+        add("--preprocess", default="resize_and_crop", choices=list(PREPROCESS_MODES),
+            help="scaling and cropping of images at load time")
+        add("--no_flip", action="store_true", help="do not flip the images for data augmentation")
+        add("--display_winsize", type=int, default=256, help="display window size for visdom and HTML")
+        # additional parameters
+        add("--epoch", type=str, default="latest", help="which epoch to load: latest or a number")
+        add("--load_iter", type=int, default=0, help="if > 0, load iter_<load_iter> instead of --epoch")
+        add("--verbose", action="store_true", help="print the networks")
+        add("--suffix", default="", type=str, help="customized suffix: opt.name = opt.name + suffix, "
+            "e.g. {model}_{netG}_size{load_size}")
+        add("--use_wandb", action="store_true", help="log to Weights & Biases")
+        add("--wandb_project_name", type=str, default="CycleGAN-and-pix2pix", help="W&B project name")
+        return parser
+
+    # -- parsing --------------------------------------------------------------------------------------
+
+    def make_parser(self) -> argparse.ArgumentParser:
+        parser = OptionParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                              prog=Path(sys.argv[0]).name if sys.argv[0] else "i2i")
+        return self.initialize(parser)
+
+    def gather_options(self, argv: list[str]) -> argparse.Namespace:
+        from data import DATASETS
+        from models import MODELS
+
+        # Names found by the reference's file convention (models/foo_model.py) join the choices.
+        for flag, registry in (("--model", MODELS), ("--dataset_mode", DATASETS)):
+            name = _prescan(argv, flag)
+            if name is not None and name not in registry:
+                try:
+                    registry.get(name)
+                except I2IError as exc:
+                    if "importing" in str(exc):
+                        raise
+        parser = self.make_parser()
+        opt, _ = parser.parse_known_args(argv)
+        model_class = MODELS.get(opt.model)
+        parser = model_class.modify_commandline_options(parser, self.is_train)
+        opt, _ = parser.parse_known_args(argv)
+        parser = DATASETS.get(opt.dataset_mode).modify_commandline_options(parser, self.is_train)
+        opt, _ = parser.parse_known_args(argv)
+        if opt.dataroot is None:
+            from .demo import apply_demo_defaults
+
+            apply_demo_defaults(parser, model_class, self.is_train, _given_options(parser, argv))
+        self.parser = parser
+        return parser.parse_args(argv)
+
+    def parse(self, argv: list[str] | None = None, *, save: bool = True) -> argparse.Namespace:
+        argv = translate_legacy_args(list(sys.argv[1:] if argv is None else argv))
+        opt = self.gather_options(argv)
+        opt.isTrain = self.is_train
+        self.finalize(opt)
+        if opt.suffix:
+            opt.name = opt.name + "_" + opt.suffix.format(**vars(opt))
+        self.check(opt)
+        if opt.dataroot is None:
+            from .demo import prepare_demo_data
+
+            opt.dataroot = str(prepare_demo_data(opt))
+        if save:
+            self.print_options(opt)
+        opt.gpu_ids = parse_gpu_ids(opt.gpu_ids)
+        return opt
+
+    def finalize(self, opt: argparse.Namespace) -> None:
+        """Hook for values derived after parsing (the test options fix a few)."""
+
+    def check(self, opt: argparse.Namespace) -> None:
+        """Value checks argparse cannot express; each names the option and the fix."""
+        for name in ("batch_size", "load_size", "crop_size", "input_nc", "output_nc", "ngf", "ndf"):
+            if getattr(opt, name) < 1:
+                raise I2IError(f"--{name} must be at least 1 (got {getattr(opt, name)}).")
+        if opt.max_dataset_size < 1:
+            raise I2IError(f"--max_dataset_size must be at least 1 (got {opt.max_dataset_size}).")
+
+    # -- reporting ------------------------------------------------------------------------------------
+
+    def format_options(self, opt: argparse.Namespace) -> str:
+        """The reference's options table: sorted names, value, and the default where it differs."""
+        lines = ["----------------- Options ---------------"]
+        for key, value in sorted(vars(opt).items()):
+            default = self.parser.get_default(key)
+            comment = f"\t[default: {default}]" if value != default else ""
+            lines.append(f"{key!s:>25}: {value!s:<30}{comment}")
+        lines.append("----------------- End -------------------")
+        return "\n".join(lines) + "\n"
+
+    def print_options(self, opt: argparse.Namespace) -> None:
+        from util.checkpoint import atomic_write
+
+        text = self.format_options(opt)
+        print(text, end="")
+        expr_dir = Path(opt.checkpoints_dir) / opt.name
+        phase = "train" if opt.isTrain else "test"
+        try:
+            atomic_write(expr_dir / f"{phase}_opt.txt", lambda f: f.write(text), mode="w")
+            as_json = json.dumps(vars(opt), indent=2, sort_keys=True, default=str)
+            atomic_write(expr_dir / f"{phase}_opt.json", lambda f: f.write(as_json + "\n"), mode="w")
+        except I2IError as exc:
+            raise I2IError(f"{exc} (--checkpoints_dir {opt.checkpoints_dir} must be writable)") from None
+
+
+def parse_gpu_ids(text: str) -> list[int]:
+    """'0,1' -> [0, 1]; '-1' -> []. Falls back to the CPU, with one warning, where CUDA is missing."""
+    try:
+        ids = [int(x) for x in str(text).split(",") if x.strip() != ""]
+    except ValueError:
+        raise I2IError(f"--gpu_ids {text}: expected comma-separated integers such as 0 or 0,1 (or -1 for the CPU).")
+    ids = [i for i in ids if i >= 0]
+    if not ids:
+        return []
+    import torch
+
+    if not torch.cuda.is_available():
+        warnings.warn(f"--gpu_ids {text}: CUDA is not available here, running on the CPU "
+                      "(pass --gpu_ids -1 to silence this warning).", stacklevel=2)
+        return []
+    count = torch.cuda.device_count()
+    missing = [i for i in ids if i >= count]
+    if missing:
+        raise I2IError(f"--gpu_ids {text}: no GPU with id {missing[0]}; this machine has {count} "
+                       f"(ids 0..{count - 1}). Pass existing ids or -1 for the CPU.")
+    torch.cuda.set_device(ids[0])
+    return ids

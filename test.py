@@ -1,0 +1,54 @@
+"""Translate images with a trained model and write a results page.
+
+    python test.py --dataroot ./datasets/maps --name maps_cyclegan --model cycle_gan
+    python test.py --dataroot ./datasets/horse2zebra/testA --name horse2zebra_pretrained --model test --no_dropout
+    python test.py --model cycle_gan        # no --dataroot: the demo run's test images
+
+Results: results/NAME/{phase}_{epoch}/index.html and images/<name>_<visual>.png.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from data import create_dataset
+from models import create_model
+from options.test_options import TestOptions
+from util.cli import run_main
+from util.html import HTML
+from util.visualizer import save_test_images
+
+
+def main(argv: list[str] | None = None) -> None:
+    opt = TestOptions().parse(argv)
+    dataset = create_dataset(opt)
+    model = create_model(opt)
+    model.setup(opt)  # loads the --epoch checkpoints
+    if opt.eval:
+        model.eval()
+    run_dir = f"{opt.phase}_{opt.epoch}" + (f"_iter{opt.load_iter}" if opt.load_iter > 0 else "")
+    webpage = HTML(Path(opt.results_dir) / opt.name / run_dir,
+                   f"Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.epoch}")
+
+    done = 0
+    for i, data in enumerate(dataset):
+        if done >= opt.num_test:
+            break
+        model.set_input(data)
+        model.test()
+        take = min(len(model.get_image_paths()), opt.num_test - done)
+        paths = model.get_image_paths()[:take]
+        visuals = {name: images[:take] for name, images in model.get_current_visuals().items()}
+        if i % 5 == 0:
+            print(f"processing ({done:04d})-th image... {paths}")
+        save_test_images(webpage, visuals, paths, aspect_ratio=opt.aspect_ratio, width=opt.display_winsize)
+        done += take
+    webpage.save()
+    print(f"results: {Path(webpage.web_dir) / 'index.html'} ({done} images)")
+    if done < len(dataset):
+        print(f"--num_test {opt.num_test} stopped after {done} of {len(dataset)} images; "
+              f"pass --num_test {len(dataset)} to translate them all.")
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,82 @@
+"""Train an image-to-image translation model.
+
+    python train.py --dataroot ./datasets/maps --name maps_cyclegan --model cycle_gan
+    python train.py --dataroot ./datasets/facades --name facades_pix2pix --model pix2pix --direction BtoA
+    python train.py --model cycle_gan        # no --dataroot: trains on i2i's generated demo data
+
+Options: `python train.py --help` (they depend on --model and --dataset_mode).
+"""
+
+from __future__ import annotations
+
+import time
+
+from data import create_dataset
+from models import create_model
+from options.train_options import TrainOptions
+from util.cli import run_main
+from util.meters import EpochLosses
+from util.seed import seed_everything
+from util.visualizer import Visualizer
+
+
+def crossed(total: int, step: int, freq: int) -> bool:
+    """Did the last `step` samples pass a multiple of `freq`? (So frequencies fire at any batch size.)"""
+    return total // freq > (total - step) // freq
+
+
+def main(argv: list[str] | None = None) -> None:
+    # Initialize.
+    opt = TrainOptions().parse(argv)
+    seed_everything(opt.seed)
+    dataset = create_dataset(opt)
+    dataset_size = len(dataset)
+    print(f"The number of training images = {dataset_size}")
+    model = create_model(opt)
+    model.setup(opt)  # schedulers; weights too with --continue_train
+    visualizer = Visualizer(opt)
+    total_iters = 0  # samples seen, as the reference counts them
+    last_epoch = opt.n_epochs + opt.n_epochs_decay
+
+    for epoch in range(opt.epoch_count, last_epoch + 1):
+        epoch_start = iter_data_time = time.time()
+        epoch_iter = 0
+        epoch_losses = EpochLosses()
+        visualizer.reset()
+        for data in dataset:
+            # Update weights.
+            iter_start = time.time()
+            batch_size = data["A"].size(0)
+            total_iters += batch_size
+            epoch_iter += batch_size
+            model.set_input(data)
+            model.optimize_parameters()
+            epoch_losses.add(model.current_loss_tensors())
+
+            # Maintenance, each when its frequency (in samples) is passed.
+            if crossed(total_iters, batch_size, opt.display_freq):
+                model.compute_visuals()
+                save_result = crossed(total_iters, batch_size, opt.update_html_freq)
+                visualizer.display_current_results(model.get_current_visuals(), epoch, save_result)
+            if crossed(total_iters, batch_size, opt.print_freq):
+                losses = model.get_current_losses()
+                t_comp = (time.time() - iter_start) / batch_size
+                visualizer.print_current_losses(epoch, epoch_iter, losses, t_comp, iter_start - iter_data_time,
+                                                total_iters=total_iters)
+                visualizer.plot_current_losses(epoch, epoch_iter / dataset_size, losses)
+            if crossed(total_iters, batch_size, opt.save_latest_freq):
+                print(f"saving the latest model (epoch {epoch}, total_iters {total_iters})")
+                model.save_networks(f"iter_{total_iters}" if opt.save_by_iter else "latest")
+            iter_data_time = time.time()
+
+        # End of epoch: checkpoints, then the learning rate for the next epoch.
+        if epoch % opt.save_epoch_freq == 0 or epoch == last_epoch:
+            print(f"saving the model at the end of epoch {epoch}, iters {total_iters}")
+            model.save_networks("latest")
+            model.save_networks(epoch)
+        model.update_learning_rate(epoch_losses.generator_objective())
+        print(f"End of epoch {epoch} / {last_epoch} \t Time Taken: {time.time() - epoch_start:.0f} sec")
+
+
+if __name__ == "__main__":
+    run_main(main)
