@@ -1,0 +1,93 @@
+"""Networks: generators, discriminators, norm layers and weight initialisation, chosen by name.
+
+Every network here is a plain `nn.Module` built from plain arguments; it knows nothing of options,
+files, devices or training. The registries below map the names users type (`--netG`, `--netD`,
+`--norm`, `--init_type`) to builders, and the option parser reads its choices from them.
+
+    from networks import build_generator, build_discriminator
+    netG = build_generator("resnet_9blocks", 3, 3, 64, norm="instance")
+    netD = build_discriminator("basic", 3, 64, norm="instance")
+
+How to add a network
+--------------------
+Write one file (in `networks/`, or anywhere a plugin module can import) with an `nn.Module` and a
+builder function registered under the name users will type:
+
+    from networks import GENERATORS
+
+    @GENERATORS.register("my_gen")
+    def my_gen(input_nc, output_nc, ngf=64, *, norm_layer, use_dropout=False):
+        '''One line shown in --help.'''
+        return MyGenerator(input_nc, output_nc, ngf, norm_layer=norm_layer, use_dropout=use_dropout)
+
+Discriminator builders take `(input_nc, ndf=64, *, n_layers, norm_layer)` and register in
+`DISCRIMINATORS`. `norm_layer(num_features)` returns a norm module; use `conv_bias_for(norm_layer)`
+to follow the reference's conv-bias rule. A built-in family is imported explicitly at the bottom of
+this file; a plugin just has to be imported (see `--plugin`). Keep attribute names and layer order
+stable once checkpoints exist: they are the state_dict keys.
+"""
+
+from __future__ import annotations
+
+import torch.nn as nn
+
+from util.registry import Registry
+
+# Defined before the family modules are imported, because those modules register into them.
+GENERATORS = Registry("generator", option="netG")
+DISCRIMINATORS = Registry("discriminator", option="netD")
+NORMS = Registry("norm layer", option="norm")
+INIT_TYPES = Registry("init type", option="init_type")
+
+from . import patchgan, resnet, unet  # noqa: E402  (built-in families register themselves)
+from .init import init_weights  # noqa: E402
+from .norm import NormLayer, conv_bias_for, get_norm_layer  # noqa: E402
+
+__all__ = [
+    "DISCRIMINATORS",
+    "GENERATORS",
+    "INIT_TYPES",
+    "NORMS",
+    "NormLayer",
+    "build_discriminator",
+    "build_generator",
+    "conv_bias_for",
+    "get_norm_layer",
+    "init_weights",
+    "patchgan",
+    "resnet",
+    "unet",
+]
+
+
+def build_generator(
+    netG: str,
+    input_nc: int,
+    output_nc: int,
+    ngf: int = 64,
+    *,
+    norm: str = "batch",
+    use_dropout: bool = False,
+    init_type: str = "normal",
+    init_gain: float = 0.02,
+) -> nn.Module:
+    """Build the generator registered as `netG` and initialise its weights (on the CPU)."""
+    builder = GENERATORS.get(netG)
+    net = builder(input_nc, output_nc, ngf, norm_layer=get_norm_layer(norm), use_dropout=use_dropout)
+    return init_weights(net, init_type, init_gain)
+
+
+def build_discriminator(
+    netD: str,
+    input_nc: int,
+    ndf: int = 64,
+    *,
+    n_layers_D: int = 3,
+    norm: str = "batch",
+    init_type: str = "normal",
+    init_gain: float = 0.02,
+) -> nn.Module:
+    """Build the discriminator registered as `netD` and initialise its weights (on the CPU)."""
+    builder = DISCRIMINATORS.get(netD)
+    net = builder(input_nc, ndf, n_layers=n_layers_D, norm_layer=get_norm_layer(norm))
+    return init_weights(net, init_type, init_gain)

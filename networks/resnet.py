@@ -1,0 +1,104 @@
+"""ResNet generator (Johnson et al.): downsample twice, residual blocks at 1/4 resolution, upsample twice.
+
+The module tree reproduces the reference's state_dict layout exactly (one Sequential named `model`;
+blocks hold a Sequential named `conv_block`), so published CycleGAN checkpoints load unchanged.
+Input height and width must be multiples of 4.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from . import GENERATORS
+from .norm import NormLayer, conv_bias_for
+
+
+class ResnetBlock(nn.Module):
+    """x + conv_block(x): pad, conv3x3, norm, ReLU, [Dropout(0.5)], pad, conv3x3, norm.
+
+    The optional dropout sits between the two convolutions, so it shifts the second conv from
+    index 5 to 6: that is why files saved with and without dropout have different keys.
+    """
+
+    def __init__(self, dim: int, norm_layer: NormLayer, use_dropout: bool, use_bias: bool) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(dim, dim, kernel_size=3, bias=use_bias),
+            norm_layer(dim),
+            nn.ReLU(True),
+        ]
+        if use_dropout:
+            layers.append(nn.Dropout(0.5))
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, kernel_size=3, bias=use_bias), norm_layer(dim)]
+        self.conv_block = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv_block(x)
+
+
+class ResnetGenerator(nn.Module):
+    """in -> ngf (7x7) -> 2ngf -> 4ngf (stride 2 each) -> n_blocks ResnetBlocks -> 2ngf -> ngf -> out (7x7) -> tanh."""
+
+    n_downsampling = 2
+
+    def __init__(
+        self,
+        input_nc: int,
+        output_nc: int,
+        ngf: int = 64,
+        *,
+        norm_layer: NormLayer,
+        use_dropout: bool = False,
+        n_blocks: int = 9,
+    ) -> None:
+        super().__init__()
+        if n_blocks < 0:
+            raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
+        use_bias = conv_bias_for(norm_layer)
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(input_nc, ngf, kernel_size=7, bias=use_bias),
+            norm_layer(ngf),
+            nn.ReLU(True),
+        ]
+        for i in range(self.n_downsampling):
+            width = ngf * 2**i
+            layers += [
+                nn.Conv2d(width, width * 2, kernel_size=3, stride=2, padding=1, bias=use_bias),
+                norm_layer(width * 2),
+                nn.ReLU(True),
+            ]
+        bottleneck = ngf * 2**self.n_downsampling
+        layers += [ResnetBlock(bottleneck, norm_layer, use_dropout, use_bias) for _ in range(n_blocks)]
+        for i in range(self.n_downsampling, 0, -1):
+            width = ngf * 2**i
+            layers += [
+                nn.ConvTranspose2d(
+                    width, width // 2, kernel_size=3, stride=2, padding=1, output_padding=1, bias=use_bias
+                ),
+                norm_layer(width // 2),
+                nn.ReLU(True),
+            ]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, kernel_size=7), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+@GENERATORS.register("resnet_9blocks")
+def resnet_9blocks(
+    input_nc: int, output_nc: int, ngf: int = 64, *, norm_layer: NormLayer, use_dropout: bool = False
+) -> ResnetGenerator:
+    """ResNet generator with 9 residual blocks (CycleGAN's default, for 256x256 images)."""
+    return ResnetGenerator(input_nc, output_nc, ngf, norm_layer=norm_layer, use_dropout=use_dropout, n_blocks=9)
+
+
+@GENERATORS.register("resnet_6blocks")
+def resnet_6blocks(
+    input_nc: int, output_nc: int, ngf: int = 64, *, norm_layer: NormLayer, use_dropout: bool = False
+) -> ResnetGenerator:
+    """ResNet generator with 6 residual blocks (lighter; the CycleGAN paper's choice for 128x128 images)."""
+    return ResnetGenerator(input_nc, output_nc, ngf, norm_layer=norm_layer, use_dropout=use_dropout, n_blocks=6)
