@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> None:
             model.save_networks(epoch)
         model.update_learning_rate(epoch_losses.generator_objective())
         print(f"End of epoch {epoch} / {last_epoch} \t Time Taken: {time.time() - epoch_start:.0f} sec")
+    visualizer.close()
 
 
 if __name__ == "__main__":

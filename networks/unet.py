@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from util.errors import I2IError
+
 from . import GENERATORS
 from .norm import NormLayer, conv_bias_for
 
@@ -83,6 +85,7 @@ class UnetGenerator(nn.Module):
         super().__init__()
         if num_downs < 5:
             raise ValueError(f"a U-Net needs num_downs >= 5, got {num_downs}")
+        self.size_multiple = 2**num_downs
         block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, innermost=True, norm_layer=norm_layer)
         for _ in range(num_downs - 5):
             block = UnetSkipConnectionBlock(
@@ -95,6 +98,13 @@ class UnetGenerator(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        if height % self.size_multiple or width % self.size_multiple:
+            raise I2IError(
+                f"a {height}x{width} image does not fit this U-Net: its {self.size_multiple.bit_length() - 1} "
+                f"downsamplings need height and width that are multiples of {self.size_multiple}. Use "
+                f"--preprocess resize_and_crop with --crop_size {self.size_multiple} (or a multiple of it), or pick "
+                "a --netG that fits (resnet_9blocks takes multiples of 4).")
         return self.model(x)
 
 

@@ -1,0 +1,57 @@
+"""Small shared helpers for the tests: tiny datasets, option namespaces and running the drivers."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT.parent / "shared" / "fixtures" / "reference"
+
+
+def write_images(folder: Path, count: int, size: tuple[int, int] = (32, 32), seed: int = 0, prefix: str = "") -> None:
+    """`count` random RGB PNGs of `size` (width, height) in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        pixels = rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"{prefix}{i:03d}.png")
+
+
+def unaligned_dataset(root: Path, count: int = 2, size: int = 32) -> Path:
+    for i, split in enumerate(["trainA", "trainB", "testA", "testB"]):
+        write_images(root / split, count, (size, size), seed=i)
+    return root
+
+
+def aligned_dataset(root: Path, count: int = 2, size: int = 32) -> Path:
+    for i, split in enumerate(["train", "test"]):
+        write_images(root / split, count, (2 * size, size), seed=10 + i)
+    return root
+
+
+def tiny_args(dataroot: Path, tmp: Path, size: int = 32, train: bool = True) -> list[str]:
+    """Options for a fast CPU run at width 8."""
+    return (["--display_id", "0"] if train else []) + ["--dataroot", str(dataroot), "--checkpoints_dir", str(tmp / "checkpoints"), "--gpu_ids", "-1",
+            "--ngf", "8", "--ndf", "8", "--load_size", str(size), "--crop_size", str(size), "--num_threads", "0"]
+
+
+def load_script(name: str):
+    """Import train.py or test.py as a module (the stdlib owns the name `test`)."""
+    spec = importlib.util.spec_from_file_location(f"i2i_{name}_script", ROOT / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_script(script: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """Run a driver in a fresh interpreter, as a user would."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore::FutureWarning"}
+    return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, capture_output=True, text=True,
+                          env=env, timeout=600)
