@@ -1,0 +1,108 @@
+"""Dataset modes (`--dataset_mode`), preprocessing and the embedded demo data.
+
+How to add a dataset mode `foo`, selected with `--dataset_mode foo`:
+
+1. Create `data/foo_dataset.py` (or a plugin module) with a subclass of `BaseDataset`:
+
+       from data import DATASETS
+       from data.base_dataset import BaseDataset, apply_transform, get_transform
+       from data.image_folder import load_image, make_dataset
+
+       @DATASETS.register("foo")
+       class FooDataset(BaseDataset):
+           '''One line for --help: what the folder layout is.'''
+
+           @classmethod
+           def modify_commandline_options(cls, parser, is_train):
+               parser.add_argument("--foo_scale", type=float, default=1.0, help="...")
+               return parser
+
+           def __init__(self, opt):
+               super().__init__(opt)
+               self.paths = make_dataset(f"{opt.dataroot}/{opt.phase}", opt.max_dataset_size)
+               self.transform = get_transform(opt, grayscale=opt.input_nc == 1)
+
+           def __getitem__(self, index):
+               path = self.paths[index]
+               return {"A": apply_transform(self.transform, load_image(path), path), "A_paths": path}
+
+           def __len__(self):
+               return len(self.paths)
+
+2. That is all. A file `data/foo_dataset.py` with a class `FooDataset` is found even without the decorator
+   (the reference's file convention). `create_dataset(opt)` builds it and wraps it in a `DatasetLoader`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch.utils.data
+
+from util.registry import Registry
+
+from .base_dataset import PREPROCESS_MODES, BaseDataset
+
+DATASETS = Registry("dataset mode", base=BaseDataset, option="dataset_mode", legacy=("data", "dataset"))
+
+# Built-in modes register themselves on import; explicit imports keep the list visible and greppable.
+from . import aligned_dataset, single_dataset, unaligned_dataset  # noqa: E402
+
+SamplerArg = torch.utils.data.Sampler | Callable[[torch.utils.data.Dataset], torch.utils.data.Sampler] | None
+
+
+class DatasetLoader:
+    """A torch DataLoader over one dataset mode, capped at `--max_dataset_size` samples per epoch.
+
+    len(loader) is the number of *samples* (not batches), as the reference's loader reports it.
+    """
+
+    def __init__(self, opt: argparse.Namespace, dataset: torch.utils.data.Dataset, sampler: SamplerArg = None) -> None:
+        self.opt = opt
+        self.dataset = dataset
+        if sampler is not None and not isinstance(sampler, torch.utils.data.Sampler):
+            sampler = sampler(dataset)  # a factory, e.g. lambda ds: DistributedSampler(ds)
+        self.sampler = sampler
+        self.max_dataset_size = _as_limit(opt.max_dataset_size)
+        self.dataloader = torch.utils.data.DataLoader(
+            dataset,
+            batch_size=opt.batch_size,
+            shuffle=sampler is None and not opt.serial_batches,
+            sampler=sampler,
+            num_workers=int(opt.num_threads),
+            drop_last=False,
+        )
+
+    def set_epoch(self, epoch: int) -> None:
+        """Forward the epoch to a sampler that reshuffles per epoch (DistributedSampler)."""
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return int(min(len(self.dataset), self.max_dataset_size))
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for i, batch in enumerate(self.dataloader):
+            if i * self.opt.batch_size >= self.max_dataset_size:
+                break
+            yield batch
+
+
+def _as_limit(value: Any) -> float:
+    """`--max_dataset_size` as a number; None means no limit."""
+    return math.inf if value is None else value
+
+
+def create_dataset(opt: argparse.Namespace, sampler: SamplerArg = None) -> DatasetLoader:
+    """Build the dataset of `--dataset_mode` and wrap it in a `DatasetLoader`.
+
+    sampler -- optional: a Sampler, or a function dataset -> Sampler (for DistributedSampler); disables shuffle.
+    """
+    dataset = DATASETS.get(opt.dataset_mode)(opt)
+    return DatasetLoader(opt, dataset, sampler)
+
+
+__all__ = ["DATASETS", "PREPROCESS_MODES", "BaseDataset", "DatasetLoader", "create_dataset"]
