@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -67,13 +68,17 @@ class DatasetLoader:
             sampler = sampler(dataset)  # a factory, e.g. lambda ds: DistributedSampler(ds)
         self.sampler = sampler
         self.max_dataset_size = _as_limit(opt.max_dataset_size)
+        # More loader processes than cores only competes with the training step for the CPU.
+        workers = min(int(opt.num_threads), os.cpu_count() or 1)
         self.dataloader = torch.utils.data.DataLoader(
             dataset,
             batch_size=opt.batch_size,
             shuffle=sampler is None and not opt.serial_batches,
             sampler=sampler,
-            num_workers=int(opt.num_threads),
+            num_workers=workers,
             drop_last=False,
+            persistent_workers=workers > 0,  # no re-forking at every epoch
+            pin_memory=bool(getattr(opt, "gpu_ids", None)),
         )
 
     def set_epoch(self, epoch: int) -> None:

@@ -11,8 +11,6 @@ from pathlib import Path
 
 from util.errors import I2IError
 
-DEMO_ROOT = Path("datasets")
-
 
 def apply_demo_defaults(parser: argparse.ArgumentParser, model_class: type, is_train: bool, given: set[str]) -> None:
     known = {action.dest for action in parser._actions}
@@ -26,11 +24,11 @@ def prepare_demo_data(opt: argparse.Namespace) -> Path:
     from data.demo import make_aligned_demo, make_unaligned_demo
 
     if opt.dataset_mode == "unaligned":
-        return make_unaligned_demo(DEMO_ROOT / "demo_unaligned")
+        return make_unaligned_demo()
     if opt.dataset_mode == "aligned":
-        return make_aligned_demo(DEMO_ROOT / "demo_aligned")
+        return make_aligned_demo()
     if opt.dataset_mode == "single":
         side = "B" if opt.direction == "BtoA" else "A"
-        return make_unaligned_demo(DEMO_ROOT / "demo_unaligned") / f"{opt.phase}{side}"
+        return make_unaligned_demo() / f"{opt.phase}{side}"
     raise I2IError(f"--dataroot is required for --dataset_mode {opt.dataset_mode} (i2i's demo data covers "
                    "unaligned, aligned and single). Pass --dataroot PATH to your dataset.")
