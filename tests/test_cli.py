@@ -41,7 +41,9 @@ def test_train_then_test_writes_checkpoints_log_and_results_page(tmp_path, model
     opts = json.loads((run_dir / "train_opt.json").read_text())
     assert opts["model"] == model and (run_dir / "train_opt.txt").is_file()
 
-    test = run_script("test.py", common + ["--num_threads", "0", "--num_test", "2"], cwd=tmp_path)
+    # --batch_size 2: both images of the batch are saved.
+    test = run_script("test.py", common + ["--num_threads", "0", "--num_test", "2", "--batch_size", "2"],
+                      cwd=tmp_path)
     assert test.returncode == 0, test.stderr[-3000:]
     page_dir = tmp_path / "results" / "run" / "test_latest"
     html = (page_dir / "index.html").read_text()
