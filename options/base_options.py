@@ -145,7 +145,11 @@ class BaseOptions:
         opt.isTrain = self.is_train
         self.finalize(opt)
         if opt.suffix:
-            opt.name = opt.name + "_" + opt.suffix.format(**vars(opt))
+            try:
+                opt.name = opt.name + "_" + opt.suffix.format(**vars(opt))
+            except (KeyError, IndexError, ValueError) as exc:
+                raise I2IError(f"--suffix {opt.suffix!r}: not a valid template ({exc}); use option names in "
+                               "braces, e.g. {model}_{netG}_size{load_size}.") from None
         self.check(opt)
         if opt.dataroot is None:
             from .demo import prepare_demo_data

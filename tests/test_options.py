@@ -366,8 +366,6 @@ def test_suffix_is_formatted_and_appended(dataroot):
     assert parse_test(dataroot, "--name", "exp", "--crop_size", "64", "--suffix", "s{load_size}").name == "exp_s64"
 
 
-@pytest.mark.xfail(reason="options/base_options.py: --suffix is formatted with str.format and a bad template "
-                          "escapes as KeyError/ValueError instead of an I2IError naming --suffix", strict=True)
 @pytest.mark.parametrize("suffix", ["{not_an_option}", "{model"])
 def test_bad_suffix_template_is_an_i2i_error(suffix, dataroot):
     with pytest.raises(I2IError, match="--suffix"):
@@ -486,9 +484,6 @@ def test_save_false_writes_nothing(dataroot, tmp_path, capsys):
     assert capsys.readouterr().out == ""
 
 
-@pytest.mark.xfail(reason="util/checkpoint.py atomic_write calls path.parent.mkdir() outside its try block, so a "
-                          "checkpoints_dir under a regular file escapes as NotADirectoryError, not I2IError",
-                   raises=OSError, strict=True)
 def test_checkpoints_dir_under_a_file_is_an_i2i_error(dataroot, tmp_path, capsys):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")

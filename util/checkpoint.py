@@ -23,8 +23,11 @@ def atomic_write(path: str | os.PathLike, write: Any, mode: str = "wb") -> None:
     A crash or a full disk during the write leaves the previous file intact.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise I2IError(f"could not write {path}: {exc.strerror or exc}. Make its folder writable.") from exc
     try:
         with os.fdopen(fd, mode) as f:
             write(f)
