@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from networks import build_discriminator, build_generator
 from networks.compat import load_state_dict_compat
 from util.checkpoint import load_state_dict, save_state_dict
 from util.errors import I2IError
@@ -70,6 +71,26 @@ class BaseModel(ABC):
         if len(self.gpu_ids) > 1:
             net = nn.DataParallel(net, self.gpu_ids)
         return net
+
+    def generator(self, input_nc: int, output_nc: int) -> nn.Module:
+        """The --netG generator with the run's --ngf/--norm/--no_dropout/--init_type, on this model's device."""
+        opt = self.opt
+        return self.place(build_generator(opt.netG, input_nc, output_nc, opt.ngf, norm=opt.norm,
+                                          use_dropout=not opt.no_dropout, init_type=opt.init_type,
+                                          init_gain=opt.init_gain))
+
+    def discriminator(self, input_nc: int) -> nn.Module:
+        """The --netD discriminator with the run's --ndf/--n_layers_D/--norm/--init_type, on this model's device."""
+        opt = self.opt
+        return self.place(build_discriminator(opt.netD, input_nc, opt.ndf, n_layers_D=opt.n_layers_D, norm=opt.norm,
+                                              init_type=opt.init_type, init_gain=opt.init_gain))
+
+    def set_paired_input(self, input: dict[str, Any]) -> None:
+        """real_A/real_B (swapped by --direction BtoA) on the device, and the paths of the source side."""
+        a, b = ("A", "B") if self.opt.direction == "AtoB" else ("B", "A")
+        self.real_A = input[a].to(self.device, non_blocking=True)
+        self.real_B = input[b].to(self.device, non_blocking=True)
+        self.image_paths = input[f"{a}_paths"]
 
     def adam(self, *nets: nn.Module) -> torch.optim.Optimizer:
         """Adam over the parameters of `nets`, with --lr and betas (--beta1, 0.999) as the reference."""

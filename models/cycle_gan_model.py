@@ -17,7 +17,6 @@ import argparse
 import torch
 from torch import nn
 
-from networks import build_discriminator, build_generator
 from util.errors import I2IError
 from util.image_pool import ImagePool
 
@@ -52,15 +51,15 @@ class CycleGANModel(BaseModel):
         self.visual_names = visual_names_A + visual_names_B
         self.model_names = ["G_A", "G_B", "D_A", "D_B"] if self.isTrain else ["G_A", "G_B"]
 
-        self.netG_A = self.place(self._generator(opt.input_nc, opt.output_nc))
-        self.netG_B = self.place(self._generator(opt.output_nc, opt.input_nc))
+        self.netG_A = self.generator(opt.input_nc, opt.output_nc)
+        self.netG_B = self.generator(opt.output_nc, opt.input_nc)
         if not self.isTrain:
             return
         if use_identity and opt.input_nc != opt.output_nc:
             raise I2IError(f"--lambda_identity {opt.lambda_identity} needs --input_nc == --output_nc (got "
                            f"{opt.input_nc} and {opt.output_nc}); pass --lambda_identity 0 for different channels.")
-        self.netD_A = self.place(self._discriminator(opt.output_nc))
-        self.netD_B = self.place(self._discriminator(opt.input_nc))
+        self.netD_A = self.discriminator(opt.output_nc)
+        self.netD_B = self.discriminator(opt.input_nc)
         self.fake_A_pool = ImagePool(opt.pool_size)
         self.fake_B_pool = ImagePool(opt.pool_size)
         self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
@@ -70,21 +69,8 @@ class CycleGANModel(BaseModel):
         self.optimizer_D = self.adam(self.netD_A, self.netD_B)
         self.optimizers = [self.optimizer_G, self.optimizer_D]
 
-    def _generator(self, input_nc: int, output_nc: int) -> nn.Module:
-        opt = self.opt
-        return build_generator(opt.netG, input_nc, output_nc, opt.ngf, norm=opt.norm, use_dropout=not opt.no_dropout,
-                               init_type=opt.init_type, init_gain=opt.init_gain)
-
-    def _discriminator(self, input_nc: int) -> nn.Module:
-        opt = self.opt
-        return build_discriminator(opt.netD, input_nc, opt.ndf, n_layers_D=opt.n_layers_D, norm=opt.norm,
-                                   init_type=opt.init_type, init_gain=opt.init_gain)
-
     def set_input(self, input: dict) -> None:
-        a, b = ("A", "B") if self.opt.direction == "AtoB" else ("B", "A")
-        self.real_A = input[a].to(self.device, non_blocking=True)
-        self.real_B = input[b].to(self.device, non_blocking=True)
-        self.image_paths = input[f"{a}_paths"]
+        self.set_paired_input(input)
 
     def forward(self) -> None:
         self.fake_B = self.netG_A(self.real_A)

@@ -12,7 +12,6 @@ import argparse
 import torch
 from torch import nn
 
-from networks import build_discriminator, build_generator
 
 from . import MODELS
 from .base_model import BaseModel
@@ -39,14 +38,10 @@ class Pix2PixModel(BaseModel):
         self.loss_names = ["G_GAN", "G_L1", "D_real", "D_fake"]
         self.visual_names = ["real_A", "fake_B", "real_B"]
         self.model_names = ["G", "D"] if self.isTrain else ["G"]
-        self.netG = self.place(build_generator(
-            opt.netG, opt.input_nc, opt.output_nc, opt.ngf, norm=opt.norm, use_dropout=not opt.no_dropout,
-            init_type=opt.init_type, init_gain=opt.init_gain))
+        self.netG = self.generator(opt.input_nc, opt.output_nc)
         if not self.isTrain:
             return
-        self.netD = self.place(build_discriminator(
-            opt.netD, opt.input_nc + opt.output_nc, opt.ndf, n_layers_D=opt.n_layers_D, norm=opt.norm,
-            init_type=opt.init_type, init_gain=opt.init_gain))
+        self.netD = self.discriminator(opt.input_nc + opt.output_nc)  # conditional: sees A and B
         self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
         self.criterionL1 = nn.L1Loss()
         self.optimizer_G = self.adam(self.netG)
@@ -54,10 +49,7 @@ class Pix2PixModel(BaseModel):
         self.optimizers = [self.optimizer_G, self.optimizer_D]
 
     def set_input(self, input: dict) -> None:
-        a, b = ("A", "B") if self.opt.direction == "AtoB" else ("B", "A")
-        self.real_A = input[a].to(self.device, non_blocking=True)
-        self.real_B = input[b].to(self.device, non_blocking=True)
-        self.image_paths = input[f"{a}_paths"]
+        self.set_paired_input(input)
 
     def forward(self) -> None:
         self.fake_B = self.netG(self.real_A)

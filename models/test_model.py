@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 
-from networks import build_generator
 from util.errors import I2IError
 
 from . import MODELS
@@ -38,9 +37,7 @@ class TestModel(BaseModel):
         self.loss_names = []
         self.visual_names = ["real", "fake"]
         self.model_names = ["G" + opt.model_suffix]
-        self.netG = self.place(build_generator(
-            opt.netG, opt.input_nc, opt.output_nc, opt.ngf, norm=opt.norm, use_dropout=not opt.no_dropout,
-            init_type=opt.init_type, init_gain=opt.init_gain))
+        self.netG = self.generator(opt.input_nc, opt.output_nc)
         setattr(self, "netG" + opt.model_suffix, self.netG)  # so the checkpoint name carries the suffix
 
     def set_input(self, input: dict) -> None:
