@@ -12,7 +12,6 @@ import argparse
 import torch
 from torch import nn
 
-
 from . import MODELS
 from .base_model import BaseModel
 from .losses import GANLoss, gradient_penalty
