@@ -46,6 +46,7 @@ import torch.utils.data
 from util.registry import Registry
 
 from .base_dataset import PREPROCESS_MODES, BaseDataset
+from .sampler import EpochOrder, SeededItems, draw_seed
 
 DATASETS = Registry("dataset mode", base=BaseDataset, option="dataset_mode", legacy=("data", "dataset"))
 
@@ -68,13 +69,18 @@ class DatasetLoader:
             sampler = sampler(dataset)  # a factory, e.g. lambda ds: DistributedSampler(ds)
         self.sampler = sampler
         self.max_dataset_size = _as_limit(opt.max_dataset_size)
+        # The order and each item's augmentation follow from one seed (data/sampler.py): replayable, resumable.
+        seed = getattr(opt, "seed", None)
+        self.order = EpochOrder(len(dataset), shuffle=not opt.serial_batches,
+                                seed=draw_seed() if seed is None else seed, inner=sampler)
+        self._epoch_given, self._passes, self._skip = False, 0, 0
         # More loader processes than cores only competes with the training step for the CPU.
         workers = min(int(opt.num_threads), os.cpu_count() or 1)
         self.dataloader = torch.utils.data.DataLoader(
-            dataset,
+            SeededItems(dataset),
             batch_size=opt.batch_size,
-            shuffle=sampler is None and not opt.serial_batches,
-            sampler=sampler,
+            sampler=self.order,
+            generator=torch.Generator(),  # the loader's own seed draws leave the training RNG alone
             num_workers=workers,
             drop_last=False,
             persistent_workers=workers > 0,  # no re-forking at every epoch
@@ -82,16 +88,26 @@ class DatasetLoader:
         )
 
     def set_epoch(self, epoch: int) -> None:
-        """Forward the epoch to a sampler that reshuffles per epoch (DistributedSampler)."""
-        if hasattr(self.sampler, "set_epoch"):
-            self.sampler.set_epoch(epoch)
+        """Select the epoch's order (also forwarded to a sampler with `set_epoch`, e.g. DistributedSampler).
+        Without calls, each pass over the loader counts as the next epoch."""
+        self._epoch_given = True
+        self.order.set_epoch(epoch)
+
+    def skip(self, samples: int) -> None:
+        """Start the next pass after its first `samples` samples, without loading them (a resumed run)."""
+        self._skip = max(0, int(samples))
 
     def __len__(self) -> int:
         return int(min(len(self.dataset), self.max_dataset_size))
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        if not self._epoch_given:
+            self.order.set_epoch(self._passes)
+        self._passes += 1
+        skipped, self._skip = self._skip, 0
+        self.order.skip(skipped)
         for i, batch in enumerate(self.dataloader):
-            if i * self.opt.batch_size >= self.max_dataset_size:
+            if skipped + i * self.opt.batch_size >= self.max_dataset_size:
                 break
             yield batch
 

@@ -1,0 +1,349 @@
+"""The full training state, so that a stopped run continues exactly where it was.
+
+The reference resumes from weights only and needs `--epoch_count` by hand; optimizer moments, the LR
+schedule, image pools and the RNG start over. i2i writes, beside the reference-format `<tag>_net_*.pth`
+files, a training-state checkpoint `<tag>_state.pth`:
+
+- `latest_state.pth` at every `latest` save (every `--save_latest_freq` samples and every epoch save);
+- `<epoch>_state.pth` at every epoch save, `iter_<N>_state.pth` with `--save_by_iter` (hard links where the
+  file system allows, so `latest` costs no second write); `--keep_last N` keeps only the newest N numbered ones.
+
+Each holds the networks, optimizers, LR schedulers, grad scalers and image pools of the model, the epoch's
+running loss sums, the RNG states (Python, NumPy, torch, CUDA), the position (epoch, samples into it,
+total_iters), the data order's seed, the options and the i2i version — tensors and plain containers only,
+so it loads with `torch.load(weights_only=True)`. It is self-contained: a run killed between writing the
+network files and the state still resumes consistently from the previous state.
+
+    state = resume_or_start(opt, model, dataset)      # --continue_train: the saved state (or weights only)
+    for epoch in range(state.epoch, last_epoch + 1):
+        epoch_iter, epoch_losses = state.begin_epoch(epoch)
+        for data in dataset:
+            ...; epoch_losses.add(state.watch(model.current_loss_tensors(), total_iters))
+            state.save_latest(epoch, epoch_iter, total_iters)        # where train.py saves `latest`
+        model.update_learning_rate(...); state.save_epoch(epoch, total_iters)
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import os
+import random
+import re
+import warnings
+from collections.abc import Iterable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .checkpoint import atomic_write, load_state_dict
+from .divergence import DivergenceGuard, check_finite_weights
+from .errors import I2IError
+from .image_pool import ImagePool
+from .meters import EpochLosses
+
+logger = logging.getLogger(__name__)
+
+STATE_FORMAT = 1
+#: options that shape the LR schedule: changing one on resume rebuilds the schedulers from the new values
+SCHEDULE_OPTIONS = ("lr_policy", "lr", "n_epochs", "n_epochs_decay", "lr_decay_iters")
+_NUMBERED = re.compile(r"^(iter_)?(\d+)_(net_.+\.(?:pth|safetensors)|state\.pth)$")
+
+
+def i2i_version() -> str:
+    try:
+        return metadata.version("i2i")
+    except metadata.PackageNotFoundError:
+        text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text(encoding="utf-8")
+        match = re.search(r'^version\s*=\s*"([^"]+)"', text, re.MULTILINE)
+        return match.group(1) if match else "unknown"
+
+
+class TrainingState:
+    """Where a run is (epoch, samples into it, total_iters) and how it saves and restores everything else."""
+
+    def __init__(self, opt: argparse.Namespace, model: Any, dataset: Any) -> None:
+        self.opt, self.model, self.dataset = opt, model, dataset
+        self.run_dir = Path(opt.checkpoints_dir) / opt.name
+        self.epoch = int(opt.epoch_count)
+        self.epoch_iter = 0
+        self.total_iters = 0
+        self.epoch_losses = EpochLosses()
+        self.guard = DivergenceGuard(getattr(opt, "nan_policy", "stop"))
+        self.resumed_from: Path | None = None
+        self._skip_epoch: int | None = None  # the epoch whose first epoch_iter samples were trained already
+
+    # -- the loop ---------------------------------------------------------------------------------------
+
+    def describe(self) -> str:
+        if self.resumed_from is None:
+            return f"starting at epoch {self.epoch}"
+        into = f", {self.epoch_iter} samples into it" if self.epoch_iter else ""
+        return f"resuming from {self.resumed_from}: epoch {self.epoch}{into}, total_iters {self.total_iters}"
+
+    def begin_epoch(self, epoch: int) -> tuple[int, EpochLosses]:
+        """Select the epoch's data order -> (samples already trained this epoch, the epoch's loss meter).
+
+        Only the first epoch of a mid-epoch resume starts above 0; its first samples are skipped unloaded."""
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+        if epoch == self._skip_epoch and self.epoch_iter:
+            self.dataset.skip(self.epoch_iter)
+        else:
+            self.epoch_iter, self.epoch_losses = 0, EpochLosses()
+        self._skip_epoch = None
+        return self.epoch_iter, self.epoch_losses
+
+    def watch(self, losses: dict[str, torch.Tensor], total_iters: int) -> dict[str, torch.Tensor]:
+        """Note non-finite losses on the device (no sync); returns `losses` for the epoch meter."""
+        return self.guard.watch(losses, total_iters)  # type: ignore[return-value]
+
+    def check(self) -> None:
+        """Stop if a loss was NaN/Inf since the last check (call where losses are synced anyway: printing)."""
+        self.guard.check()
+
+    def save_latest(self, epoch: int, epoch_iter: int, total_iters: int, tag: str = "latest") -> None:
+        """Mid-epoch checkpoint: `<tag>_net_*` files and the training state (also as `latest_state.pth`)."""
+        self._save([tag], epoch, epoch_iter, total_iters)
+
+    def save_epoch(self, epoch: int, total_iters: int) -> None:
+        """End-of-epoch checkpoint (after the LR step): `latest` and `<epoch>` files; resumes at epoch + 1."""
+        self._save(["latest", str(epoch)], epoch + 1, 0, total_iters)
+
+    # -- saving -----------------------------------------------------------------------------------------
+
+    def _save(self, tags: list[str], epoch: int, epoch_iter: int, total_iters: int) -> None:
+        self.guard.check(f" (total_iters {total_iters})")
+        nets = {name: {k: v.detach().cpu().clone() for k, v in _unwrap(getattr(self.model, f"net{name}"))
+                       .state_dict().items()} for name in self.model.model_names}
+        check_finite_weights(nets)
+        state = self._collect(nets, epoch, epoch_iter, total_iters)
+        for tag in tags:
+            self.model.save_networks(tag)
+        # The numbered file first, then `latest`: `latest_state.pth` only ever moves forward to a complete state.
+        numbered = [t for t in tags if t != "latest"]
+        first = self.run_dir / f"{(numbered or tags)[0]}_state.pth"
+        atomic_write(first, lambda f: torch.save(state, f))
+        for tag in {*tags, "latest"} - {first.name.removesuffix("_state.pth")}:
+            _link_or_copy(first, self.run_dir / f"{tag}_state.pth")
+        keep = int(getattr(self.opt, "keep_last", 0) or 0)
+        if keep > 0:
+            prune_checkpoints(self.run_dir, keep)
+
+    def _collect(self, nets: dict, epoch: int, epoch_iter: int, total_iters: int) -> dict[str, Any]:
+        model = self.model
+        order = getattr(self.dataset, "order", None)
+        return {
+            "format": STATE_FORMAT,
+            "i2i_version": i2i_version(),
+            "options": json.dumps(vars(self.opt), sort_keys=True, default=str),
+            "epoch": epoch,
+            "epoch_iter": epoch_iter,
+            "total_iters": total_iters,
+            "data_seed": None if order is None else int(order.seed),
+            "nets": nets,
+            "optimizers": [o.state_dict() for o in model.optimizers],
+            "schedulers": [s.state_dict() for s in getattr(model, "schedulers", [])],
+            "pools": {name: _cpu(pool.state_dict()) for name, pool in _attributes(model, ImagePool)},
+            "scalers": {name: s.state_dict() for name, s in _attributes(model, torch.amp.GradScaler)},
+            "metric": float(getattr(model, "metric", 0.0)),
+            "epoch_losses": {"sums": _cpu(self.epoch_losses.sums), "count": self.epoch_losses.count},
+            "rng": rng_state(),
+        }
+
+    # -- loading ----------------------------------------------------------------------------------------
+
+    def load(self, path: Path) -> None:
+        """Restore everything saved by `_save` (the model must be built and set up, optimizers included)."""
+        state = load_state_dict(path)
+        if state.get("format") != STATE_FORMAT:
+            raise I2IError(f"{path} is not an i2i training state of format {STATE_FORMAT} (found "
+                           f"{state.get('format')!r}). Delete it to resume from the network weights only.")
+        model, device = self.model, getattr(self.model, "device", torch.device("cpu"))
+        for name in model.model_names:
+            if name not in state["nets"]:
+                raise I2IError(f"{path} holds no weights for net {name} (it has {', '.join(state['nets'])}): it "
+                               "was saved by another --model. Use another --name, or start without --continue_train.")
+            try:
+                _unwrap(getattr(model, f"net{name}")).load_state_dict(state["nets"][name])
+            except RuntimeError as exc:
+                raise I2IError(f"{path}: net {name} was saved with other architecture options; use the options in "
+                               f"{self.run_dir / 'train_opt.txt'}. ({str(exc).splitlines()[0]})") from None
+        _load_all(path, "optimizers", model.optimizers, state["optimizers"])
+        _load_all(path, "schedulers", getattr(model, "schedulers", []), state["schedulers"])
+        for kind, saved, found in (("pools", state["pools"], dict(_attributes(model, ImagePool))),
+                                   ("scalers", state["scalers"], dict(_attributes(model, torch.amp.GradScaler)))):
+            for name, obj in found.items():
+                if name in saved:
+                    obj.load_state_dict(_to(saved[name], device) if kind == "pools" else saved[name])
+        model.metric = state.get("metric", 0.0)
+        self._follow_new_schedule(json.loads(state["options"]), state["epoch"])
+        order = getattr(self.dataset, "order", None)
+        if order is not None and state.get("data_seed") is not None:
+            order.seed = int(state["data_seed"])
+        self.epoch, self.epoch_iter, self.total_iters = state["epoch"], state["epoch_iter"], state["total_iters"]
+        self._skip_epoch = self.epoch
+        self.epoch_losses = EpochLosses()
+        self.epoch_losses.sums = _to(state["epoch_losses"]["sums"], device)
+        self.epoch_losses.count = state["epoch_losses"]["count"]
+        trim_loss_log(self.run_dir / "loss_log.jsonl", self.total_iters)
+        set_rng_state(state["rng"])
+        self.resumed_from = path
+
+    def _follow_new_schedule(self, saved: dict[str, Any], epoch: int) -> None:
+        """If a schedule option changed since the state was saved, rebuild the schedulers from the new values."""
+        changed = [k for k in SCHEDULE_OPTIONS if k in saved and saved[k] != getattr(self.opt, k, saved[k])]
+        if not changed:
+            return
+        from models.schedulers import build_scheduler  # only here: util otherwise knows no model code
+
+        opt = copy.copy(self.opt)
+        opt.epoch_count = epoch
+        for optimizer in self.model.optimizers:
+            for group in optimizer.param_groups:
+                group["initial_lr"] = group["lr"] = opt.lr
+        self.model.schedulers = [build_scheduler(o, opt) for o in self.model.optimizers]
+        warnings.warn(f"resuming with changed {', '.join('--' + k for k in changed)}: the learning-rate schedule "
+                      f"follows the new values from epoch {epoch} on.", stacklevel=2)
+
+
+def resume_or_start(opt: argparse.Namespace, model: Any, dataset: Any) -> TrainingState:
+    """The run's `TrainingState`: restored from `<epoch>_state.pth` with `--continue_train`, else fresh.
+
+    Call after `model.setup(opt)` (which creates the schedulers and, with `--continue_train`, loads the
+    reference-format weights). Without a state file, `--continue_train` resumes from those weights at
+    `--epoch_count`, as the reference does.
+    """
+    state = TrainingState(opt, model, dataset)
+    state.guard.install(model.optimizers)
+    tag = f"iter_{opt.load_iter}" if getattr(opt, "load_iter", 0) > 0 else str(opt.epoch)
+    path = state.run_dir / f"{tag}_state.pth"
+    if not opt.continue_train:
+        if (state.run_dir / "latest_state.pth").is_file():
+            warnings.warn(f"{state.run_dir} holds a saved training state; this run starts over and will replace "
+                          "it. Pass --continue_train to resume it instead.", stacklevel=2)
+        return state
+    if not path.is_file():
+        warnings.warn(f"no training state {path}: resuming from the weights {tag}_net_*.pth only, at --epoch_count "
+                      f"{opt.epoch_count}; optimizer moments, LR schedule, image pools and RNG start afresh "
+                      "(the reference's resume).", stacklevel=2)
+        return state
+    state.load(path)
+    return state
+
+
+# -- files -------------------------------------------------------------------------------------------------
+
+def prune_checkpoints(run_dir: str | os.PathLike, keep: int) -> list[Path]:
+    """Delete all but the newest `keep` epoch-numbered and `keep` iter-numbered checkpoints (nets and states).
+
+    `latest_*` files are never touched. Returns the deleted paths."""
+    groups: dict[bool, dict[int, list[Path]]] = {False: {}, True: {}}
+    for path in Path(run_dir).iterdir():
+        match = _NUMBERED.match(path.name)
+        if match:
+            groups[bool(match.group(1))].setdefault(int(match.group(2)), []).append(path)
+    deleted = []
+    for numbers in groups.values():
+        for number in sorted(numbers)[:-keep]:
+            for path in numbers[number]:
+                path.unlink(missing_ok=True)
+                deleted.append(path)
+    return deleted
+
+
+def trim_loss_log(path: Path, total_iters: int) -> None:
+    """Drop records past `total_iters` (steps a killed run logged after its last state) and torn lines."""
+    if not path.is_file():
+        return
+    kept, dropped = [], 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            dropped += 1
+            continue
+        if record.get("total_iters", 0) > total_iters:
+            dropped += 1
+        else:
+            kept.append(line)
+    if dropped:
+        atomic_write(path, lambda f: f.write("".join(k + "\n" for k in kept)), mode="w")
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Make `target` the same file as `source`, atomically: a hard link where possible, else a copy."""
+    tmp = target.with_name(f".{target.name}.link.tmp")
+    try:
+        tmp.unlink(missing_ok=True)
+        os.link(source, tmp)
+        os.replace(tmp, target)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        atomic_write(target, lambda f: f.write(source.read_bytes()))
+
+
+# -- RNG ---------------------------------------------------------------------------------------------------
+
+def rng_state() -> dict[str, Any]:
+    """Python, NumPy, torch CPU and (if in use) CUDA RNG states, as tensors and plain values."""
+    _, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": {"keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    np_state = state["numpy"]
+    np.random.set_state(("MT19937", np_state["keys"].numpy().astype(np.uint32), np_state["pos"],
+                         np_state["has_gauss"], np_state["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    cuda = state.get("cuda")
+    if cuda and torch.cuda.is_available() and torch.cuda.device_count() == len(cuda):
+        torch.cuda.set_rng_state_all(cuda)
+
+
+# -- helpers -----------------------------------------------------------------------------------------------
+
+def _unwrap(net: nn.Module) -> nn.Module:
+    return net.module if isinstance(net, (nn.DataParallel, nn.parallel.DistributedDataParallel)) else net
+
+
+def _attributes(model: Any, kind: type) -> Iterable[tuple[str, Any]]:
+    return sorted((name, value) for name, value in vars(model).items() if isinstance(value, kind))
+
+
+def _cpu(value: Any) -> Any:
+    return _to(value, torch.device("cpu"))
+
+
+def _to(value: Any, device: torch.device | str) -> Any:
+    if torch.is_tensor(value):
+        return value.detach().to(device).clone()
+    if isinstance(value, dict):
+        return {k: _to(v, device) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_to(v, device) for v in value)
+    return value
+
+
+def _load_all(path: Path, kind: str, objects: list[Any], states: list[Any]) -> None:
+    if len(objects) != len(states):
+        raise I2IError(f"{path} holds {len(states)} {kind} but the model has {len(objects)}: it was saved by another "
+                       "model or version. Resume without it by deleting the file (weights-only resume).")
+    for obj, saved in zip(objects, states):
+        obj.load_state_dict(saved)
