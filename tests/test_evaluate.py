@@ -1,0 +1,75 @@
+"""evaluate.py: results folders in both layouts, two folders, JSON output, messages for missing weights."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.helpers import load_script, write_images
+
+
+def _flat_results(root, count=3, size=(24, 20)):
+    images = root / "images"
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        real = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+        for visual, pixels in (("real_A", real), ("rec_A", 255 - real), ("fake_B", real), ("real_B", real)):
+            images.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(pixels).save(images / f"img_{i}_{visual}.png")
+    return root
+
+
+def test_flat_and_per_visual_results_give_the_same_scores(tmp_path, monkeypatch):
+    monkeypatch.setenv("I2I_CACHE", str(tmp_path / "empty_cache"))
+    evaluate = load_script("evaluate")
+    flat = _flat_results(tmp_path / "flat")
+    nested = tmp_path / "nested"
+    for path in (flat / "images").iterdir():
+        stem, visual = path.stem.rsplit("_", 2)[0], "_".join(path.stem.rsplit("_", 2)[1:])
+        (nested / "images" / visual).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, nested / "images" / visual / f"{stem}.png")
+    reports = [evaluate.main([str(root), "--paired", "--metrics", "psnr,ssim"]) for root in (flat, nested)]
+    assert reports[0]["rows"] == reports[1]["rows"]
+    rows = {r["compare"]: r for r in reports[0]["rows"]}
+    assert rows["fake_B ~ real_B (pairs)"]["psnr"] == float("inf")  # identical images
+    assert rows["rec_A ~ real_A (pairs)"]["ssim"] < 0.5 and rows["rec_A ~ real_A (pairs)"]["count"] == 3
+    saved = json.loads((flat / "metrics.json").read_text())
+    assert saved["rows"][0]["compare"] == reports[0]["rows"][0]["compare"]
+
+
+def test_default_metrics_skip_what_has_no_weights_and_say_where_to_get_them(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("I2I_CACHE", str(tmp_path / "empty_cache"))
+    evaluate = load_script("evaluate")
+    write_images(tmp_path / "a", 3, (16, 16), seed=1)
+    write_images(tmp_path / "b", 3, (16, 16), seed=2)
+    report = evaluate.main(["--fake", str(tmp_path / "a"), "--real", str(tmp_path / "b"), "--paired",
+                            "--json", str(tmp_path / "out.json")])
+    err = capsys.readouterr().err
+    assert "skipped fid" in err and "pt_inception-2015-12-05-6726825d.pth" in err
+    assert set(report["metrics"]) == {"psnr", "ssim"} and report["rows"][0]["count"] == 3
+    assert (tmp_path / "out.json").is_file()
+    with pytest.raises(Exception, match="pt_inception"):
+        evaluate.main(["--fake", str(tmp_path / "a"), "--real", str(tmp_path / "b"), "--metrics", "fid"])
+
+
+@pytest.mark.slow  # the Inception on the CPU: ~2 min on a loaded 2-core machine
+def test_fid_runs_with_a_local_weights_file(tmp_path, monkeypatch):
+    """A weights file of the published layout (random values here) is all FID needs; no download."""
+    import torch
+
+    from metrics.inception import FIDInceptionV3
+
+    monkeypatch.setenv("I2I_CACHE", str(tmp_path / "empty_cache"))
+    torch.save(FIDInceptionV3().state_dict(), tmp_path / "inception.pth")
+    write_images(tmp_path / "a", 4, (20, 16), seed=1)
+    write_images(tmp_path / "b", 5, (16, 20), seed=2)
+    evaluate = load_script("evaluate")
+    report = evaluate.main(["--fake", str(tmp_path / "a"), "--real", str(tmp_path / "b"), "--metrics", "fid,kid",
+                            "--inception_weights", str(tmp_path / "inception.pth"), "--batch_size", "3",
+                            "--json", str(tmp_path / "m.json")])
+    row = report["rows"][0]
+    assert np.isfinite(row["fid"]) and row["fid"] > 0 and np.isfinite(row["kid"])
