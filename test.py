@@ -4,7 +4,8 @@
     python test.py --dataroot ./datasets/horse2zebra/testA --name horse2zebra_pretrained --model test --no_dropout
     python test.py --model cycle_gan        # no --dataroot: the demo run's test images
 
-Results: results/NAME/{phase}_{epoch}/index.html and images/<name>_<visual>.png.
+Results: results/NAME/{phase}_{epoch}/index.html (then page_002.html, ... every RESULTS_PER_PAGE inputs),
+images/<name>_<visual>.png as the reference names them, and images/<visual>/<name>.png for metric tools.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ from data import create_dataset
 from models import create_model
 from options.test_options import TestOptions
 from util.cli import run_main
-from util.html import HTML
+from util.html import ResultPages
+from util.progress import progress_bar
 from util.visualizer import save_test_images
+
+RESULTS_PER_PAGE = 100  # inputs per results page: a 10,000-image run gives 100 quick pages, not one huge one
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,22 +31,23 @@ def main(argv: list[str] | None = None) -> None:
     if opt.eval:
         model.eval()
     run_dir = f"{opt.phase}_{opt.epoch}" + (f"_iter{opt.load_iter}" if opt.load_iter > 0 else "")
-    webpage = HTML(Path(opt.results_dir) / opt.name / run_dir,
-                   f"Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.epoch}")
+    webpage = ResultPages(Path(opt.results_dir) / opt.name / run_dir,
+                          f"Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.epoch}",
+                          per_page=RESULTS_PER_PAGE, width=opt.display_winsize)
 
     done = 0
-    for i, data in enumerate(dataset):
-        if done >= opt.num_test:
-            break
-        model.set_input(data)
-        model.test()
-        take = min(len(model.get_image_paths()), opt.num_test - done)
-        paths = model.get_image_paths()[:take]
-        visuals = {name: images[:take] for name, images in model.get_current_visuals().items()}
-        if i % 5 == 0:
-            print(f"processing ({done:04d})-th image... {paths}")
-        save_test_images(webpage, visuals, paths, aspect_ratio=opt.aspect_ratio, width=opt.display_winsize)
-        done += take
+    with progress_bar(min(len(dataset), opt.num_test), "test") as bar:
+        for data in dataset:
+            if done >= opt.num_test:
+                break
+            model.set_input(data)
+            model.test()
+            take = min(len(model.get_image_paths()), opt.num_test - done)
+            paths = model.get_image_paths()[:take]
+            visuals = {name: images[:take] for name, images in model.get_current_visuals().items()}
+            save_test_images(webpage, visuals, paths, aspect_ratio=opt.aspect_ratio, width=opt.display_winsize)
+            done += take
+            bar.update(take)
     webpage.save()
     print(f"results: {Path(webpage.web_dir) / 'index.html'} ({done} images)")
     if done < len(dataset):

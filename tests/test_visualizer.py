@@ -20,7 +20,7 @@ from PIL import Image  # noqa: E402
 
 from util import visualizer as vz  # noqa: E402
 from util.errors import I2IError  # noqa: E402
-from util.html import HTML  # noqa: E402
+from util.html import HTML, ResultPages  # noqa: E402
 from util.images import tensor2im  # noqa: E402
 
 LINE = re.compile(r"^\(epoch: \d+, iters: \d+, time: \d+\.\d{3}, data: \d+\.\d{3}\) (\w+: -?\d+\.\d{3} )+$")
@@ -185,6 +185,60 @@ def test_resumed_run_keeps_earlier_epochs_and_scans_folder_once(tmp_path):
     assert _headers(index) == ["epoch [3]", "epoch [2]", "epoch [1]"]
 
 
+def test_training_page_is_incremental_and_paged(tmp_path, monkeypatch):
+    viz = vz.Visualizer(_opt(tmp_path))
+    k = vz.EPOCHS_PER_PAGE
+    visuals = _visuals(batch=1)
+    writes = []
+    real_save = HTML.save
+    monkeypatch.setattr(HTML, "save", lambda self, filename="index.html": writes.append(filename)
+                        or real_save(self, filename))
+    per_save, sizes = [], []
+    for epoch in range(1, 2 * k + 6):
+        viz.print_current_losses(epoch, 4, {"G": 1.0 / epoch, "D": 0.5}, 0.1, 0.0, total_iters=4 * epoch,
+                                 dataset_size=4)
+        viz.plot_current_losses(epoch, 1.0, {"G": 1.0 / epoch, "D": 0.5})
+        writes.clear()
+        viz.display_current_results(visuals, epoch, save_result=True)
+        per_save.append(len(writes))
+        sizes.append((tmp_path / "exp" / "web" / "index.html").stat().st_size)
+    # Each save writes index.html and its epoch's page, plus a neighbour only when a new page starts.
+    assert per_save[:3] == [2, 2, 2] and per_save[k] == per_save[2 * k] == 3 and per_save[-4:] == [2] * 4
+    assert max(per_save) == 3
+    assert max(sizes[k:]) - min(sizes[k:]) < 200  # index.html stops growing once it holds k epochs
+    web = tmp_path / "exp" / "web"
+    assert _headers(web / "index.html") == [f"epoch [{e}]" for e in range(2 * k + 5, k + 5, -1)]
+    assert 'src="images/loss_curves.png"' in (web / "index.html").read_text()
+    assert (web / "images" / "loss_curves.png").is_file()
+    pages = sorted(p.name for p in web.glob("epochs_*.html"))
+    assert pages == [f"epochs_001-{k:03d}.html", f"epochs_{k + 1:03d}-{2 * k:03d}.html",
+                     f"epochs_{2 * k + 1:03d}-{3 * k:03d}.html"]
+    first = (web / pages[0]).read_text()
+    assert _headers(web / pages[0]) == [f"epoch [{e}]" for e in range(k, 0, -1)]
+    assert f'href="{pages[1]}"' in first and 'href="index.html"' in first  # newer page and newest
+    assert f'href="{pages[1]}"' in (web / "index.html").read_text()  # older epochs: the page holding epoch 25
+    viz.close()
+    assert 'http-equiv="refresh"' not in (web / "index.html").read_text() + (web / pages[-1]).read_text()
+
+
+def test_loss_curves_on_the_page_include_the_earlier_run_when_resuming(tmp_path):
+    for epochs in ((1, 2), (3, 4)):  # a run, then its --continue_train
+        viz = vz.Visualizer(_opt(tmp_path))
+        for epoch in epochs:
+            viz.print_current_losses(epoch, 2, {"G": 1.0}, 0.1, 0.0, total_iters=2 * epoch, dataset_size=2)
+            viz.plot_current_losses(epoch, 1.0, {"G": 1.0})
+            viz.display_current_results(_visuals(), epoch, save_result=True)
+    assert viz._loss_history().x == [2.0, 3.0, 4.0, 5.0]
+    assert _headers(tmp_path / "exp" / "web" / "index.html") == ["epoch [4]", "epoch [3]", "epoch [2]", "epoch [1]"]
+
+
+def test_training_page_escapes_the_experiment_name(tmp_path):
+    viz = vz.Visualizer(_opt(tmp_path, name="<script>x</script>"))
+    viz.display_current_results(_visuals(), 1, save_result=True)
+    text = (tmp_path / "<script>x</script>" / "web" / "index.html").read_text()
+    assert "<script>" not in text and "&lt;script&gt;x&lt;/script&gt;" in text
+
+
 def test_no_html_writes_no_page(tmp_path):
     vz.Visualizer(_opt(tmp_path, no_html=True)).display_current_results(_visuals(), 1, save_result=True)
     assert not (tmp_path / "exp" / "web").exists()
@@ -238,16 +292,29 @@ def test_visdom_retries_every_minute_and_recovers(tmp_path, caplog, monkeypatch,
         monkeypatch.setattr(visdom, "Visdom", FakeVisdom)
         clock.now += 61
         viz.plot_current_losses(1, 0.3, losses)
-        (kind, _, kw), = FakeVisdom.instances[0].calls
+        (options, (table,), okw), (kind, _, kw) = FakeVisdom.instances[0].calls
+        assert options == "text" and okw["opts"]["title"] == "exp options" and "<td>exp_env</td>" in table
         assert kind == "line" and kw["win"] == 1 and kw["Y"].shape == (5, 2) and kw["X"].shape == (5, 2)
         assert kw["opts"] == {"title": "exp loss over time", "legend": ["G", "D"], "xlabel": "epoch",
                               "ylabel": "loss"}
+        # Connected: later points are appended, not the whole curve resent.
+        viz.plot_current_losses(1, 0.35, losses)
+        kind, _, kw = FakeVisdom.instances[0].calls[-1]
+        assert kw["update"] == "append" and kw["Y"].shape == (1, 2) and kw["X"][0, 0] == 1.35
 
         # It goes away again: no exception, back to retrying once a minute, no second warning.
         FakeVisdom.fail = True
         viz.plot_current_losses(1, 0.4, losses)
         viz.display_current_results(_visuals(), 1, save_result=False)
         assert len(FakeVisdom.instances) == 1
+        # ... and comes back: the new connection gets the options and the whole curve again.
+        FakeVisdom.fail = False
+        clock.now += 61
+        viz.plot_current_losses(1, 0.5, losses)
+        assert len(FakeVisdom.instances) == 2
+        kinds = [(kind, kw.get("update")) for kind, _, kw in FakeVisdom.instances[1].calls]
+        assert kinds == [("text", None), ("line", None)]
+        assert FakeVisdom.instances[1].calls[1][2]["Y"].shape == (8, 2)
     assert len([r for r in caplog.records if r.levelno >= logging.WARNING]) == 1
 
 
@@ -277,7 +344,7 @@ def test_visdom_one_window_per_visual_without_ncols(tmp_path, fake_visdom):
     viz.display_current_results(_visuals(), 1, save_result=False)
     calls = fake_visdom.instances[0].calls
     assert [(kind, kw["win"], kw["opts"]["title"]) for kind, _, kw in calls] == [
-        ("image", 2, "real_A"), ("image", 3, "fake_B"), ("image", 4, "rec_A")]
+        ("text", "1_options", "exp options"), ("image", 2, "real_A"), ("image", 3, "fake_B"), ("image", 4, "rec_A")]
 
 
 def test_display_id_zero_never_touches_visdom(tmp_path, fake_visdom):
@@ -313,15 +380,38 @@ def test_wandb_logs_losses_even_without_visdom(tmp_path, monkeypatch):
 
 
 def test_save_test_images_writes_every_image_of_the_batch(tmp_path):
-    page = HTML(tmp_path / "web", "Experiment = exp, Phase = test, Epoch = latest")
+    page = ResultPages(tmp_path / "web", "Experiment = exp, Phase = test, Epoch = latest", width=32)
     visuals = _visuals(batch=2)
     vz.save_test_images(page, visuals, ["/data/testA/a.jpg", "/data/testA/b.png"], width=32)
     page.save()
     images = tmp_path / "web" / "images"
-    assert sorted(p.name for p in images.iterdir()) == sorted(
+    assert sorted(p.name for p in images.glob("*.png")) == sorted(
         f"{stem}_{label}.png" for stem in "ab" for label in visuals)
+    for label in visuals:  # a folder per visual, same files under the input's own name
+        assert sorted(p.name for p in (images / label).iterdir()) == ["a.png", "b.png"]
+        assert (images / label / "b.png").read_bytes() == (images / f"b_{label}.png").read_bytes()
     for i, stem in enumerate("ab"):
-        with Image.open(images / f"{stem}_fake_B.png") as img:
+        with Image.open(images / "fake_B" / f"{stem}.png") as img:
             np.testing.assert_array_equal(np.asarray(img), tensor2im(visuals["fake_B"], i))
+    text = (tmp_path / "web" / "index.html").read_text()
+    assert re.findall(r"<th>(.*?)</th>", text) == ["input", "real_A", "fake_B", "rec_A"]  # column labels
+    assert re.findall(r'<td class="name">(.*?)</td>', text) == ["a", "b"]
+    assert 'src="images/b_rec_A.png"' in text
+
+
+def test_save_test_images_rerun_replaces_per_visual_files(tmp_path):
+    for seed in (1, 2):
+        page = ResultPages(tmp_path / "web", "t")
+        vz.save_test_images(page, _visuals(seed=seed, batch=1), ["x.png"])
+    images = tmp_path / "web" / "images"
+    assert (images / "fake_B" / "x.png").read_bytes() == (images / "x_fake_B.png").read_bytes()
+    with Image.open(images / "fake_B" / "x.png") as img:
+        np.testing.assert_array_equal(np.asarray(img), tensor2im(_visuals(seed=2, batch=1)["fake_B"]))
+    assert not [p for p in images.rglob(".*")]  # no temporary files left
+
+
+def test_save_test_images_into_a_reference_style_page(tmp_path):
+    page = HTML(tmp_path / "web", "Experiment = exp")
+    vz.save_test_images(page, _visuals(batch=2), ["/data/a.jpg", "/data/b.png"], width=32)
+    page.save()
     assert _headers(tmp_path / "web" / "index.html") == ["a", "b"]
-    assert 'src="images/b_rec_A.png"' in (tmp_path / "web" / "index.html").read_text()

@@ -1,7 +1,9 @@
-"""A static results page: headers and rows of captioned images, written as `web_dir/index.html`.
+"""Static pages of images: `HTML` (headers and rows of captioned images, the reference's page) and
+`ResultPages` (test results as a table, a row per input and a column per visual, split into pages).
 
 Images live in `web_dir/images/` and are linked relatively, so the folder can be moved or served
 as is. dominate escapes all text and attribute values; file names are also URL-quoted in links.
+Images load lazily, so a long page shows its first rows at once.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import dominate
-from dominate.tags import a, br, h3, img, meta, p, table, td, tr
+from dominate.tags import a, br, h3, img, meta, p, span, style, table, tbody, td, th, thead, tr
 
 
 class HTML:
@@ -40,6 +42,19 @@ class HTML:
         with self.doc:
             h3(text)
 
+    def add_links(self, links: Sequence[tuple[str, str | None]]) -> None:
+        """A line of navigation links `(text, href)`; an href of None shows the text unlinked."""
+        with self.doc:
+            _nav(links)
+
+    def add_image(self, name: str, alt: str, width: int | None = None) -> None:
+        """One image on its own (e.g. the loss curves), linked to itself; `name` is inside the image folder."""
+        with self.doc:
+            with p():
+                with a(href=_relative_url(name)):
+                    img(src=_relative_url(name), alt=alt, style=f"max-width:100%; width:{int(width)}px" if width
+                        else "max-width:100%")
+
     def add_images(self, ims: Sequence[str], txts: Sequence[str], links: Sequence[str], width: int = 256) -> None:
         """One table row: image `ims[i]` (a file name inside the image folder), captioned `txts[i]`,
         linking to `links[i]` (also inside the image folder)."""
@@ -52,25 +67,139 @@ class HTML:
             with cell:
                 with p():
                     with a(href=_relative_url(link)):
-                        img(style=f"width:{int(width)}px", src=_relative_url(im))
+                        img(style=f"width:{int(width)}px", src=_relative_url(im), loading="lazy")
                     br()
                     p(txt)
             row.add(cell)
         self.doc.add(table(row, border=1, style="table-layout: fixed;"))
 
-    def save(self) -> Path:
-        """Write `web_dir/index.html` atomically (a reader or browser never sees a half page)."""
-        path = self.web_dir / "index.html"
-        # Same folder (atomic rename); plain open() so the page gets umask permissions, not mkstemp's 0600.
-        tmp = self.web_dir / f".index.html.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-        try:
-            with open(tmp, "x", encoding="utf-8") as f:
-                f.write(self.doc.render())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return path
+    def save(self, filename: str = "index.html") -> Path:
+        """Write `web_dir/filename` atomically (a reader or browser never sees a half page)."""
+        return write_atomic(self.web_dir / filename, self.doc.render())
+
+
+def write_atomic(path: Path, text: str) -> Path:
+    """Write `text` to `path` through a temporary file in the same folder and a rename."""
+    # Same folder (atomic rename); plain open() so the page gets umask permissions, not mkstemp's 0600.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "x", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def page_name(number: int) -> str:
+    """File name of page `number` (1-based) of a paged result: index.html, page_002.html, ..."""
+    return "index.html" if number == 1 else f"page_{number:03d}.html"
+
+
+def page_links(current: int, count: int, window: int = 3) -> list[tuple[str, str | None]]:
+    """Navigation for page `current` of `count`: first, previous, a few neighbours, next, last.
+
+    Its length does not depend on `count`, so a page stays small however many pages there are."""
+    if count <= 1:
+        return []
+    links: list[tuple[str, str | None]] = [
+        ("\u00ab first", page_name(1) if current > 1 else None),
+        ("\u2039 previous", page_name(current - 1) if current > 1 else None)]
+    for number in range(max(1, current - window), min(count, current + window) + 1):
+        links.append((str(number), None if number == current else page_name(number)))
+    links += [("next \u203a", page_name(current + 1) if current < count else None),
+              (f"last ({count}) \u00bb", page_name(count) if current < count else None)]
+    return links
+
+
+_TABLE_CSS = """
+body { font-family: sans-serif; }
+table.results { border-collapse: collapse; }
+table.results th, table.results td { border: 1px solid #ccc; padding: 4px; text-align: center; vertical-align: top; }
+table.results thead th { position: sticky; top: 0; background: #f4f4f4; }
+table.results td.name { text-align: left; word-break: break-all; max-width: 16em; }
+"""
+
+
+class ResultPages:
+    """Test results: a table per page, a row per input (its name, then its visuals side by side under
+    column labels), at most `per_page` rows a page; page 1 is `index.html`, then page_002.html, ...
+
+    Rows are kept in memory as names only and the pages written by `save()`."""
+
+    def __init__(self, web_dir: str | os.PathLike, title: str, per_page: int = 100, width: int = 256) -> None:
+        self.web_dir = Path(web_dir)
+        self.img_dir = self.web_dir / "images"
+        self.img_dir.mkdir(parents=True, exist_ok=True)
+        self.title, self.per_page, self.width = title, max(1, int(per_page)), int(width)
+        self.rows: list[tuple[str, list[tuple[str, str]]]] = []
+
+    def get_image_dir(self) -> Path:
+        """The folder image files must be written to for the row links to work."""
+        return self.img_dir
+
+    def add_row(self, name: str, images: Sequence[tuple[str, str]]) -> None:
+        """One input: its `name` and its `(visual label, file inside the image folder)` pairs."""
+        self.rows.append((str(name), [(str(label), str(file)) for label, file in images]))
+
+    def page_count(self) -> int:
+        return max(1, -(-len(self.rows) // self.per_page))
+
+    def save(self) -> list[Path]:
+        """Write every page (atomically); returns their paths, index.html first. Stale pages of an
+        earlier, longer run in the same folder are removed."""
+        count = self.page_count()
+        paths = [write_atomic(self.web_dir / page_name(n), self._render(n, count)) for n in range(1, count + 1)]
+        for old in self.web_dir.glob("page_*.html"):
+            if old not in paths:
+                old.unlink()
+        return paths
+
+    def _render(self, number: int, count: int) -> str:
+        rows = self.rows[(number - 1) * self.per_page : number * self.per_page]
+        first = (number - 1) * self.per_page + 1
+        doc = dominate.document(title=self.title if count == 1 else f"{self.title} ({number}/{count})")
+        with doc.head:
+            meta(charset="utf-8")
+            style(_TABLE_CSS)
+        labels = list(dict.fromkeys(label for _, images in rows for label, _ in images))
+        with doc:
+            h3(self.title)
+            if rows:
+                p(f"inputs {first}\u2013{first + len(rows) - 1} of {len(self.rows)}")
+            nav = page_links(number, count)
+            if nav:
+                _nav(nav)
+            with table(cls="results"):
+                with thead():
+                    with tr():
+                        th("input")
+                        for label in labels:
+                            th(label)
+                with tbody():
+                    for name, images in rows:
+                        by_label = dict(images)
+                        with tr():
+                            td(name, cls="name")
+                            for label in labels:
+                                with td():
+                                    if label in by_label:
+                                        with a(href=_relative_url(by_label[label])):
+                                            img(src=_relative_url(by_label[label]), alt=f"{name} {label}",
+                                                loading="lazy", style=f"width:{self.width}px")
+            if nav:
+                _nav(nav)
+        return doc.render()
+
+
+def _nav(links: Sequence[tuple[str, str | None]]) -> None:
+    with p(cls="nav"):
+        for text, href in links:
+            if href is None:
+                span(text, style="margin-right:1em; color:#888")
+            else:
+                a(text, href=quote(href), style="margin-right:1em")
 
 
 def _relative_url(name: str) -> str:

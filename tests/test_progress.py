@@ -1,0 +1,89 @@
+"""util/progress.py: tqdm bars on a terminal, plain periodic lines elsewhere; train.py and test.py use them."""
+
+import io
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.helpers import run_script, tiny_args, unaligned_dataset  # noqa: E402
+from util.progress import Progress, TrainProgress, progress_bar  # noqa: E402
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_plain_lines_only_every_interval_and_at_the_end():
+    out, clock = io.StringIO(), Clock()
+    bar = Progress(100, "epoch 1/5", "it", stream=out, interval=30, clock=clock)
+    assert not bar.terminal
+    for _ in range(10):
+        clock.now += 5
+        bar.update(5)
+    bar.show_losses({"G_A": 0.51234, "D_A": 0.25})
+    clock.now += 5
+    bar.update(5)  # 55 s: less than 30 s after the first line, so none
+    bar.close()
+    bar.close()  # closing twice writes nothing more
+    lines = out.getvalue().splitlines()
+    assert lines == ["epoch 1/5: 30/100 it (30%), 1.00 it/s, 0:00:30 elapsed, 0:01:10 left",
+                     "epoch 1/5: 55/100 it (55%), 1.00 it/s, 0:00:55 elapsed, 0:00:45 left | G_A 0.512 D_A 0.250"]
+    assert "\r" not in out.getvalue()  # no redrawn bar in a log file
+
+
+def test_terminal_gets_a_tqdm_bar_with_losses_and_rate():
+    out = Terminal()
+    with progress_bar(4, "test", stream=out) as bar:
+        bar.show_losses({"G": 1.5})
+        bar.update(4)
+    text = out.getvalue()
+    assert "\r" in text and "test:" in text and "4/4" in text and "G 1.500" in text and "img/s" in text
+
+
+def test_train_progress_counts_epochs_and_batches():
+    out, clock = io.StringIO(), Clock()
+    progress = TrainProgress(3, 4, batches_per_epoch=2, stream=out, interval=1000, clock=clock)
+    seen = []
+    for epoch in progress.epochs():
+        for batch in progress.batches(["a", "b"]):
+            seen.append((epoch, batch))
+            progress.show_losses({"G": float(epoch)})
+    assert seen == [(3, "a"), (3, "b"), (4, "a"), (4, "b")]
+    lines = out.getvalue().splitlines()
+    assert [line.split(",")[0] for line in lines] == ["epoch 3/4: 2/2 it (100%)", "epoch 4/4: 2/2 it (100%)"]
+    assert lines[1].endswith("| G 4.000")
+
+
+def test_train_progress_on_a_terminal_shows_both_bars():
+    out = Terminal()
+    progress = TrainProgress(1, 2, batches_per_epoch=3, stream=out)
+    for _ in progress.epochs():
+        for _ in progress.batches(range(3)):
+            pass
+    text = out.getvalue()
+    assert "epochs:" in text and "2/2" in text and "epoch 1/2:" in text and "0/3" in text and "\x1b[A" in text
+
+
+def test_drivers_print_plain_progress_when_not_a_terminal(tmp_path):
+    root = unaligned_dataset(tmp_path / "data", count=2)
+    args = tiny_args(root, tmp_path) + ["--name", "p", "--n_epochs", "1", "--n_epochs_decay", "1", "--print_freq", "1"]
+    train = run_script("train.py", args, cwd=tmp_path)
+    assert train.returncode == 0, train.stderr[-2000:]
+    # stderr is a pipe here: one plain line per epoch (runs under 30 s), with the losses, and no bar redraws.
+    lines = [x for x in train.stderr.splitlines() if x.startswith("epoch ")]
+    assert [x.split(",")[0] for x in lines] == ["epoch 1/2: 2/2 it (100%)", "epoch 2/2: 2/2 it (100%)"], train.stderr
+    assert "| D_A " in lines[0] and "\r" not in train.stderr
+    test = run_script("test.py", tiny_args(root, tmp_path, train=False) + ["--name", "p", "--model", "cycle_gan"],
+                      cwd=tmp_path)
+    assert test.returncode == 0, test.stderr[-2000:]
+    assert [x.split(",")[0] for x in test.stderr.splitlines() if x.startswith("test:")] == ["test: 2/2 img (100%)"]
