@@ -16,6 +16,7 @@ from models import create_model
 from options.train_options import TrainOptions
 from util.cli import run_main
 from util.meters import EpochLosses
+from util.progress import TrainProgress
 from util.seed import seed_everything
 from util.visualizer import Visualizer
 
@@ -34,16 +35,17 @@ def main(argv: list[str] | None = None) -> None:
     print(f"The number of training images = {dataset_size}")
     model = create_model(opt)
     model.setup(opt)  # schedulers; weights too with --continue_train
-    visualizer = Visualizer(opt)
     total_iters = 0  # samples seen, as the reference counts them
     last_epoch = opt.n_epochs + opt.n_epochs_decay
+    progress = TrainProgress(opt.epoch_count, last_epoch, batches_per_epoch=-(-dataset_size // opt.batch_size))
+    visualizer = Visualizer(opt, progress)
 
-    for epoch in range(opt.epoch_count, last_epoch + 1):
+    for epoch in progress.epochs():
         epoch_start = iter_data_time = time.time()
         epoch_iter = 0
         epoch_losses = EpochLosses()
         visualizer.reset()
-        for data in dataset:
+        for data in progress.batches(dataset):
             # Update weights.
             iter_start = time.time()
             batch_size = data["A"].size(0)
@@ -62,20 +64,20 @@ def main(argv: list[str] | None = None) -> None:
                 losses = model.get_current_losses()
                 t_comp = (time.time() - iter_start) / batch_size
                 visualizer.print_current_losses(epoch, epoch_iter, losses, t_comp, iter_start - iter_data_time,
-                                                total_iters=total_iters)
+                                                total_iters=total_iters, dataset_size=dataset_size)
                 visualizer.plot_current_losses(epoch, epoch_iter / dataset_size, losses)
             if crossed(total_iters, batch_size, opt.save_latest_freq):
-                print(f"saving the latest model (epoch {epoch}, total_iters {total_iters})")
+                progress.write(f"saving the latest model (epoch {epoch}, total_iters {total_iters})")
                 model.save_networks(f"iter_{total_iters}" if opt.save_by_iter else "latest")
             iter_data_time = time.time()
 
         # End of epoch: checkpoints, then the learning rate for the next epoch.
         if epoch % opt.save_epoch_freq == 0 or epoch == last_epoch:
-            print(f"saving the model at the end of epoch {epoch}, iters {total_iters}")
+            progress.write(f"saving the model at the end of epoch {epoch}, iters {total_iters}")
             model.save_networks("latest")
             model.save_networks(epoch)
         model.update_learning_rate(epoch_losses.generator_objective())
-        print(f"End of epoch {epoch} / {last_epoch} \t Time Taken: {time.time() - epoch_start:.0f} sec")
+        progress.write(f"End of epoch {epoch} / {last_epoch} \t Time Taken: {time.time() - epoch_start:.0f} sec")
     visualizer.close()
 
 

@@ -26,6 +26,8 @@ class TrainOptions(BaseOptions):
         add("--update_html_freq", type=int, default=1000, help="save training results to HTML every N samples")
         add("--print_freq", type=int, default=100, help="print losses every N samples")
         add("--no_html", action="store_true", help="do not save intermediate results to checkpoints/NAME/web/")
+        add("--use_tensorboard", action="store_true",
+            help="also log losses and visuals to checkpoints/NAME/tensorboard (needs `pip install tensorboard`)")
         # saving and loading
         add("--save_latest_freq", type=int, default=5000, help="save the latest model every N samples")
         add("--save_epoch_freq", type=int, default=5, help="save checkpoints at the end of every N epochs")
