@@ -15,9 +15,9 @@ from data import create_dataset
 from models import create_model
 from options.train_options import TrainOptions
 from util.cli import run_main
-from util.meters import EpochLosses
 from util.progress import TrainProgress
 from util.seed import seed_everything
+from util.training_state import resume_or_start
 from util.visualizer import Visualizer
 
 
@@ -35,15 +35,16 @@ def main(argv: list[str] | None = None) -> None:
     print(f"The number of training images = {dataset_size}")
     model = create_model(opt)
     model.setup(opt)  # schedulers; weights too with --continue_train
-    total_iters = 0  # samples seen, as the reference counts them
+    state = resume_or_start(opt, model, dataset)  # --continue_train: the full training state, where saved
+    print(state.describe())
+    total_iters = state.total_iters  # samples seen, as the reference counts them
     last_epoch = opt.n_epochs + opt.n_epochs_decay
-    progress = TrainProgress(opt.epoch_count, last_epoch, batches_per_epoch=-(-dataset_size // opt.batch_size))
+    progress = TrainProgress(state.epoch, last_epoch, batches_per_epoch=-(-dataset_size // opt.batch_size))
     visualizer = Visualizer(opt, progress)
 
     for epoch in progress.epochs():
         epoch_start = iter_data_time = time.time()
-        epoch_iter = 0
-        epoch_losses = EpochLosses()
+        epoch_iter, epoch_losses = state.begin_epoch(epoch)  # resuming mid-epoch skips the samples already seen
         visualizer.reset()
         for data in progress.batches(dataset):
             # Update weights.
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
             epoch_iter += batch_size
             model.set_input(data)
             model.optimize_parameters()
-            epoch_losses.add(model.current_loss_tensors())
+            epoch_losses.add(state.watch(model.current_loss_tensors(), total_iters))  # NaN/Inf noted, no sync
 
             # Maintenance, each when its frequency (in samples) is passed.
             if crossed(total_iters, batch_size, opt.display_freq):
@@ -62,21 +63,22 @@ def main(argv: list[str] | None = None) -> None:
                 visualizer.display_current_results(model.get_current_visuals(), epoch, save_result)
             if crossed(total_iters, batch_size, opt.print_freq):
                 losses = model.get_current_losses()
+                state.check()  # stops on a NaN/Inf loss
                 t_comp = (time.time() - iter_start) / batch_size
                 visualizer.print_current_losses(epoch, epoch_iter, losses, t_comp, iter_start - iter_data_time,
                                                 total_iters=total_iters, dataset_size=dataset_size)
                 visualizer.plot_current_losses(epoch, epoch_iter / dataset_size, losses)
             if crossed(total_iters, batch_size, opt.save_latest_freq):
                 progress.write(f"saving the latest model (epoch {epoch}, total_iters {total_iters})")
-                model.save_networks(f"iter_{total_iters}" if opt.save_by_iter else "latest")
+                tag = f"iter_{total_iters}" if opt.save_by_iter else "latest"
+                state.save_latest(epoch, epoch_iter, total_iters, tag)  # weights, then the training state
             iter_data_time = time.time()
 
-        # End of epoch: checkpoints, then the learning rate for the next epoch.
+        # End of epoch: the learning rate for the next epoch, then checkpoints (resuming at the next epoch).
+        model.update_learning_rate(epoch_losses.generator_objective())
         if epoch % opt.save_epoch_freq == 0 or epoch == last_epoch:
             progress.write(f"saving the model at the end of epoch {epoch}, iters {total_iters}")
-            model.save_networks("latest")
-            model.save_networks(epoch)
-        model.update_learning_rate(epoch_losses.generator_objective())
+            state.save_epoch(epoch, total_iters)
         progress.write(f"End of epoch {epoch} / {last_epoch} \t Time Taken: {time.time() - epoch_start:.0f} sec")
     visualizer.close()
 

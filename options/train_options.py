@@ -32,7 +32,12 @@ class TrainOptions(BaseOptions):
         add("--save_latest_freq", type=int, default=5000, help="save the latest model every N samples")
         add("--save_epoch_freq", type=int, default=5, help="save checkpoints at the end of every N epochs")
         add("--save_by_iter", action="store_true", help="the periodic save writes iter_<N> instead of latest")
-        add("--continue_train", action="store_true", help="continue training: load the --epoch model")
+        add("--continue_train", action="store_true", help="continue training from the --epoch checkpoint: its full "
+            "training state (<epoch>_state.pth) if there is one, else its weights at --epoch_count")
+        add("--keep_last", type=int, default=0,
+            help="keep only the newest N epoch (and N iter_) checkpoints, deleting older ones; 0 keeps all")
+        add("--nan_policy", type=str, default="stop", choices=["stop", "skip"],
+            help="on a NaN/Inf loss: stop (keeping the last good checkpoint) or skip steps with non-finite gradients")
         add("--epoch_count", type=int, default=1, help="the starting epoch count")
         add("--phase", type=str, default="train", help="train, val, test, etc.")
         # training parameters
@@ -56,3 +61,5 @@ class TrainOptions(BaseOptions):
                 raise I2IError(f"--{name} must be at least 1 (got {getattr(opt, name)}).")
         if opt.n_epochs < 0 or opt.n_epochs_decay < 0 or opt.n_epochs + opt.n_epochs_decay < 1:
             raise I2IError("--n_epochs and --n_epochs_decay must be >= 0 and train at least one epoch together.")
+        if opt.keep_last < 0:
+            raise I2IError(f"--keep_last must be >= 0 (got {opt.keep_last}); 0 keeps every checkpoint.")

@@ -222,6 +222,7 @@ def resume_or_start(opt: argparse.Namespace, model: Any, dataset: Any) -> Traini
     """
     state = TrainingState(opt, model, dataset)
     state.guard.install(model.optimizers)
+    remove_stale_temp_files(state.run_dir)
     tag = f"iter_{opt.load_iter}" if getattr(opt, "load_iter", 0) > 0 else str(opt.epoch)
     path = state.run_dir / f"{tag}_state.pth"
     if not opt.continue_train:
@@ -256,6 +257,14 @@ def prune_checkpoints(run_dir: str | os.PathLike, keep: int) -> list[Path]:
                 path.unlink(missing_ok=True)
                 deleted.append(path)
     return deleted
+
+
+def remove_stale_temp_files(run_dir: Path) -> None:
+    """Delete temporary files a killed run left half-written (`.<name>.*.tmp`, see util.checkpoint.atomic_write)."""
+    if run_dir.is_dir():
+        for path in run_dir.glob(".*.tmp"):
+            logger.info("removing %s, left by an interrupted write", path)
+            path.unlink(missing_ok=True)
 
 
 def trim_loss_log(path: Path, total_iters: int) -> None:
