@@ -87,6 +87,9 @@ TRAIN_DEFAULTS = {
     "pool_size": 50,
     "lr_policy": "linear",
     "lr_decay_iters": 50,
+    # i2i additions: docs/troubleshooting.md, util/training_state.py
+    "keep_last": 0,
+    "nan_policy": "stop",
 }
 
 # Section 1.4; the reference's load_size=256 becomes "follow --crop_size" in i2i (checked separately).

@@ -17,6 +17,15 @@ import torch
 from .errors import I2IError
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def atomic_write(path: str | os.PathLike, write: Any, mode: str = "wb") -> None:
     """Call `write(file)` on a temporary file beside `path`, flush it to disk, then rename it over `path`.
 
@@ -26,6 +35,7 @@ def atomic_write(path: str | os.PathLike, write: Any, mode: str = "wb") -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a checkpoint gets the usual permissions
     except OSError as exc:
         raise I2IError(f"could not write {path}: {exc.strerror or exc}. Make its folder writable.") from exc
     try:

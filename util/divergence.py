@@ -11,14 +11,12 @@ stay as they were), as a grad scaler does; that check costs one device sync per 
 
 from __future__ import annotations
 
-import logging
+import warnings
 from collections.abc import Mapping
 
 import torch
 
 from .errors import I2IError
-
-logger = logging.getLogger(__name__)
 
 NAN_POLICIES: tuple[str, ...] = ("stop", "skip")
 
@@ -53,8 +51,8 @@ class DivergenceGuard:
     def check(self, where: str = "") -> None:
         """Raise `I2IError` (policy stop) if a watched loss was not finite; policy skip only reports skips."""
         if self.skipped_steps > self._reported_skips:
-            logger.warning("skipped %d optimizer steps with non-finite gradients so far (--nan_policy skip)",
-                           self.skipped_steps)
+            warnings.warn(f"skipped {self.skipped_steps} optimizer steps with non-finite gradients so far "
+                          "(--nan_policy skip)", stacklevel=2)
             self._reported_skips = self.skipped_steps
         if self.policy != "stop" or self.first_bad is None:
             return
