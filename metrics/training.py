@@ -1,0 +1,132 @@
+"""Evaluation during training (`--eval_freq N --eval_metric M`): score the test split, keep the best weights.
+
+At the first epoch of a run, every N epochs and at the last epoch, the generators (in eval mode, as
+`test.py --eval`) translate the test split (resized to --crop_size) and one metric is computed:
+
+- fid / kid: the translations `fake_B` against the real `real_B` images, as distributions;
+- psnr / ssim / lpips: `fake_B` against `real_B` image by image when the data are pairs
+  (`--dataset_mode aligned`), else the cycle reconstruction `rec_A` against `real_A`.
+
+The score is logged beside the losses (`eval_<metric>` in loss_log.txt / loss_log.jsonl), the plateau LR
+policy watches it (negated when higher is better), and the weights with the best score so far are saved as
+`best_net_<name>.pth`, with `best_metric.json` saying which epoch they are from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from util.errors import I2IError
+
+from .catalog import METRICS
+from .suite import MetricSuite, to_uint8
+
+logger = logging.getLogger(__name__)
+
+PAIRED_MODES = ("aligned",)
+
+
+def evaluation_options(opt: argparse.Namespace) -> argparse.Namespace:
+    """The training options turned into deterministic test-split loading."""
+    eval_opt = copy.copy(opt)
+    eval_opt.phase, eval_opt.isTrain = "test", False
+    eval_opt.serial_batches, eval_opt.no_flip, eval_opt.num_threads = True, True, 0
+    eval_opt.preprocess, eval_opt.load_size = "resize_and_crop", opt.crop_size
+    return eval_opt
+
+
+class TrainingEvaluator:
+    """Does nothing when `--eval_freq` is 0; see the module docstring otherwise."""
+
+    def __init__(self, opt: argparse.Namespace) -> None:
+        self.freq = int(getattr(opt, "eval_freq", 0) or 0)
+        self.opt = opt
+        self.latest: float | None = None
+        self.best: dict[str, Any] | None = None
+        if self.freq <= 0:
+            return
+        self.metric = opt.eval_metric
+        self.spec = METRICS[self.metric]
+        self.best_file = Path(opt.checkpoints_dir) / opt.name / "best_metric.json"
+        if getattr(opt, "continue_train", False) and self.best_file.is_file():
+            self.best = json.loads(self.best_file.read_text())
+        device = f"cuda:{opt.gpu_ids[0]}" if opt.gpu_ids else "cpu"
+        self.suite = MetricSuite([self.metric], inception_weights=opt.inception_weights,
+                                 lpips_weights=opt.lpips_weights, device=device, batch_size=opt.batch_size)
+        from data import create_dataset
+
+        try:
+            self.dataset = create_dataset(evaluation_options(opt))
+        except I2IError as exc:
+            raise I2IError(f"--eval_freq {self.freq} evaluates on the test split: {exc}") from None
+        self.paired = opt.dataset_mode in PAIRED_MODES
+
+    def due(self, epoch: int, last_epoch: int) -> bool:
+        return self.freq > 0 and (epoch == self.opt.epoch_count or epoch % self.freq == 0 or epoch == last_epoch)
+
+    def end_of_epoch(self, model, epoch: int, last_epoch: int) -> dict[str, float]:
+        """Evaluate if due; log-ready {"eval_<metric>": value} (empty when not due); saves best_net_*."""
+        if not self.due(epoch, last_epoch):
+            return {}
+        value = self.evaluate(model)
+        self.latest = value
+        better = self.best is None or (value > self.best["value"] if self.spec.higher_is_better
+                                       else value < self.best["value"])
+        if better:
+            self.best = {"metric": self.metric, "value": value, "epoch": epoch}
+            model.save_networks("best")
+            self.best_file.write_text(json.dumps(self.best, indent=2) + "\n")
+            logger.info("new best %s %.4f at epoch %d: saved best_net_*.pth", self.metric, value, epoch)
+        return {f"eval_{self.metric}": value}
+
+    def lr_metric(self, fallback: float | None) -> float | None:
+        """What the plateau policy watches: the latest score (lower is better), or `fallback` without evaluation."""
+        if self.freq <= 0 or self.latest is None:
+            return fallback
+        return -self.latest if self.spec.higher_is_better else self.latest
+
+    def evaluate(self, model) -> float:
+        """The metric over the whole test split, with the generators in eval mode (restored afterwards)."""
+        model.eval()
+        try:
+            if self.spec.paired:
+                return self._paired(model)
+            return self._distribution(model)
+        finally:
+            model.train()
+
+    def _visuals(self, model):
+        for data in self.dataset:
+            model.set_input(data)
+            model.test()
+            yield model.get_current_visuals()
+
+    def _pick(self, visuals, names: tuple[str, str]):
+        missing = [n for n in names if n not in visuals]
+        if missing:
+            raise I2IError(f"--eval_metric {self.metric} compares {names[0]} with {names[1]}, but the model has no "
+                           f"visual {missing[0]} (it has {', '.join(visuals)}). Pick another --eval_metric.")
+        return to_uint8(visuals[names[0]]).cpu(), to_uint8(visuals[names[1]]).cpu()
+
+    def _paired(self, model) -> float:
+        names = ("fake_B", "real_B") if self.paired else ("rec_A", "real_A")
+        values = []
+        for visuals in self._visuals(model):
+            a, b = self._pick(visuals, names)
+            values.append(self.suite.pair_scores(a, b)[self.metric])
+        return float(np.mean(np.concatenate(values)))
+
+    def _distribution(self, model) -> float:
+        fake, real = [], []
+        for visuals in self._visuals(model):
+            a, b = self._pick(visuals, ("fake_B", "real_B"))
+            fake.append(self.suite.features(a))
+            real.append(self.suite.features(b))
+        return self.suite.distribution_scores(np.concatenate(fake), np.concatenate(real))[self.metric]

@@ -1,0 +1,18 @@
+"""export.py's options: test.py's (which checkpoint, which architecture) plus the format and the file."""
+
+from __future__ import annotations
+
+import argparse
+
+from .test_options import TestOptions
+
+
+class ExportOptions(TestOptions):
+    def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        parser = super().initialize(parser)
+        add = parser.add_argument
+        add("--format", default="onnx", choices=["onnx", "torchscript"], help="what to write")
+        add("--output", default=None, help="file to write (default: checkpoints/NAME/<epoch>_net_<G>.onnx or .pt; "
+            "with several generators their names are added before the extension)")
+        add("--opset", type=int, default=17, help="ONNX opset version")
+        return parser

@@ -1,0 +1,54 @@
+"""Export: every registered generator as ONNX (run in onnxruntime) and TorchScript, matching PyTorch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from networks import GENERATORS, build_generator
+from util.export import export_onnx, export_torchscript
+
+SIZES = [(1, 3, 64, 64), (2, 3, 72, 100)]  # the second is no multiple of anything: padded and cropped back
+
+
+def _generator(name: str):
+    torch.manual_seed(0)
+    return build_generator(name, 3, 3, 8, norm="instance").eval()
+
+
+def _reference(net, x):
+    from util.sizing import SizeAdapter
+
+    with torch.no_grad():
+        return SizeAdapter(net)(x).numpy()
+
+
+@pytest.mark.parametrize("name", GENERATORS.names())
+def test_onnx_export_matches_pytorch_on_two_sizes(name, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    net = _generator(name)
+    path = export_onnx(net, tmp_path / f"{name}.onnx", input_nc=3)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for shape in SIZES:
+        x = torch.rand(*shape) * 2 - 1
+        (out,) = session.run(None, {"input": x.numpy()})
+        assert out.shape == shape
+        assert np.abs(out - _reference(net, x)).max() < 1e-4
+
+
+# TorchScript scripting is slow on a shared 2-core CPU: one generator by default, all with -m slow.
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+@pytest.mark.parametrize("name", [n if n == "resnet_6blocks" else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in GENERATORS.names()])
+def test_torchscript_export_matches_pytorch_on_two_sizes(name, tmp_path):
+    net = _generator(name)
+    path = export_torchscript(net, tmp_path / f"{name}.pt", input_nc=3)
+    loaded = torch.jit.load(str(path))
+    for shape in SIZES:
+        x = torch.rand(*shape) * 2 - 1
+        with torch.no_grad():
+            out = loaded(x).numpy()
+        assert out.shape == shape
+        assert np.abs(out - _reference(net, x)).max() < 1e-4

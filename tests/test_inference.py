@@ -1,0 +1,134 @@
+"""Inference: any size in, same size out; tiles with whole-image statistics; the Python API; test.py paths."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from networks import build_generator
+from util.inference import InferenceGenerator, load_translator
+from util.sizing import SizeAdapter, size_multiple
+from util.tiling import translate_tiled
+
+
+@pytest.mark.parametrize("name, multiple", [("resnet_6blocks", 4), ("unet_128", 128)])
+def test_any_size_in_same_size_out(name, multiple):
+    net = build_generator(name, 3, 3, 8, norm="instance").eval()
+    assert size_multiple(net) == multiple
+    with torch.no_grad():
+        out = InferenceGenerator(net)(torch.rand(1, 3, 301, 517) * 2 - 1)
+    assert out.shape == (1, 3, 301, 517)
+
+
+def test_padding_leaves_sizes_that_fit_untouched():
+    net = build_generator("resnet_6blocks", 3, 3, 8, norm="instance").eval()
+    x = torch.rand(2, 3, 64, 96)
+    with torch.no_grad():
+        assert torch.equal(SizeAdapter(net)(x), net(x))
+
+
+def _small_field_net() -> nn.Module:
+    """Instance norms (one affine) and a stride-2 level, but a receptive field of a few pixels."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, padding_mode="reflect"), nn.InstanceNorm2d(8), nn.ReLU(),
+                        nn.Conv2d(8, 8, 3, stride=2, padding=1), nn.InstanceNorm2d(8, affine=True), nn.ReLU(),
+                        nn.ConvTranspose2d(8, 3, 4, stride=2, padding=1), nn.Tanh())
+    net[4].weight.data.uniform_(0.5, 1.5)
+    net[4].bias.data.uniform_(-0.5, 0.5)
+    return net.eval()
+
+
+def test_tiles_use_whole_image_statistics():
+    """With tiles wider than the receptive field, tiling reproduces the whole-image result: after one pass per
+    norm layer to about 1e-6, while each tile normalising itself (the naive way) is visibly off."""
+    net = _small_field_net()
+    x = torch.rand(1, 3, 100, 140) * 2 - 1
+    x[..., :50, :] += 0.5  # the top half is brighter, so tiles' own statistics differ
+    with torch.no_grad():
+        whole = net(x)
+    naive = (translate_tiled(net, x, 48, 16, stat_passes=0) - whole).abs().max()
+    one_pass = (translate_tiled(net, x, 48, 16, stat_passes=1) - whole).abs().max()
+    exact = (translate_tiled(net, x, 48, 16, stat_passes=2) - whole).abs().max()
+    assert naive > 0.1 and one_pass < naive and exact < 1e-5
+    assert all(isinstance(m, nn.InstanceNorm2d) for m in (net[1], net[4]))  # the swap is undone
+
+
+def test_one_tile_equals_the_whole_image_for_a_resnet():
+    net = build_generator("resnet_6blocks", 3, 3, 8, norm="instance").eval()
+    x = torch.rand(1, 3, 50, 70) * 2 - 1
+    with torch.no_grad():
+        whole = SizeAdapter(net)(x)
+    assert (translate_tiled(net, x, 128, 32) - whole).abs().max() < 1e-5
+
+
+def _checkpoint(tmp_path, netG="resnet_6blocks"):
+    folder = tmp_path / "checkpoints" / "run"
+    folder.mkdir(parents=True)
+    net = build_generator(netG, 3, 3, 8, norm="instance")
+    torch.save(net.state_dict(), folder / "latest_net_G_A.pth")
+    options = {"model": "cycle_gan", "netG": netG, "ngf": 8, "norm": "instance", "no_dropout": True,
+               "input_nc": 3, "output_nc": 3, "init_type": "normal", "init_gain": 0.02}
+    (folder / "train_opt.json").write_text(json.dumps(options))
+    return folder, net.eval()
+
+
+def test_python_api_translates_any_size_with_the_saved_architecture(tmp_path):
+    folder, net = _checkpoint(tmp_path)
+    translate = load_translator(folder)
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (301, 517, 3), dtype=np.uint8))
+    out = translate(image)
+    assert out.size == image.size and out.mode == "RGB"
+    x = torch.from_numpy(np.asarray(image, dtype=np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        expected = ((SizeAdapter(net)(x).clamp(-1, 1) + 1) / 2 * 255).to(torch.uint8)[0].permute(1, 2, 0).numpy()
+    assert np.array_equal(np.asarray(out), expected)
+
+
+def test_translate_cli_writes_same_size_images(tmp_path):
+    from tests.helpers import load_script, write_images
+
+    folder, _ = _checkpoint(tmp_path)
+    write_images(tmp_path / "in", 2, (45, 30))
+    load_script("translate").main([str(tmp_path / "in"), "--checkpoint", str(folder), "--output",
+                                   str(tmp_path / "out")])
+    outs = sorted((tmp_path / "out").iterdir())
+    assert [p.name for p in outs] == ["000.png", "001.png"]
+    assert all(Image.open(p).size == (45, 30) for p in outs)
+
+
+def test_test_py_keeps_the_input_size_with_preprocess_none(tmp_path):
+    from tests.helpers import load_script, write_images
+
+    folder, _ = _checkpoint(tmp_path)
+    (folder / "latest_net_G_A.pth").rename(folder / "latest_net_G.pth")
+    write_images(tmp_path / "imgs", 1, (517, 301))
+    load_script("test").main(["--dataroot", str(tmp_path / "imgs"), "--name", "run", "--checkpoints_dir",
+                              str(tmp_path / "checkpoints"), "--results_dir", str(tmp_path / "results"),
+                              "--model", "test", "--netG", "resnet_6blocks", "--ngf", "8", "--no_dropout",
+                              "--preprocess", "none", "--gpu_ids", "-1", "--num_threads", "0"])
+    fakes = list((tmp_path / "results").rglob("*fake*.png"))
+    assert fakes and all(Image.open(p).size == (517, 301) for p in fakes)
+
+
+def test_test_py_runs_an_exported_onnx_model(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from tests.helpers import load_script, write_images
+
+    folder, net = _checkpoint(tmp_path)
+    common = ["--name", "run", "--checkpoints_dir", str(tmp_path / "checkpoints"), "--model", "test",
+              "--model_suffix", "_A", "--netG", "resnet_6blocks", "--ngf", "8", "--no_dropout", "--gpu_ids", "-1"]
+    written = load_script("export").main(common)
+    assert written["G_A"] == folder / "latest_net_G_A.onnx"
+    write_images(tmp_path / "imgs", 2, (36, 28))
+    run = ["--dataroot", str(tmp_path / "imgs"), "--preprocess", "none", "--num_threads", "0", *common]
+    load_script("test").main([*run, "--results_dir", str(tmp_path / "onnx"), "--backend", "onnxruntime"])
+    load_script("test").main([*run, "--results_dir", str(tmp_path / "torch")])
+    for onnx_png in (tmp_path / "onnx").rglob("*fake*.png"):
+        torch_png = tmp_path / "torch" / onnx_png.relative_to(tmp_path / "onnx")
+        a, b = np.asarray(Image.open(onnx_png), dtype=int), np.asarray(Image.open(torch_png), dtype=int)
+        assert a.shape == (28, 36, 3) and np.abs(a - b).max() <= 1  # 8-bit rounding of a <1e-4 difference

@@ -1,0 +1,49 @@
+"""--eval_freq: the metric is logged beside the losses, feeds the plateau policy, and best_net_* is kept."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from metrics.training import TrainingEvaluator
+from tests.helpers import load_script, tiny_args, unaligned_dataset
+
+
+def test_training_evaluates_logs_and_keeps_the_best(tmp_path):
+    data = unaligned_dataset(tmp_path / "data", count=2, size=32)
+    args = tiny_args(data, tmp_path) + ["--model", "cycle_gan", "--name", "ev", "--n_epochs", "2",
+                                        "--n_epochs_decay", "0", "--eval_freq", "2", "--eval_metric", "psnr",
+                                        "--lr_policy", "plateau", "--netG", "resnet_6blocks"]
+    load_script("train").main(args)
+    run = tmp_path / "checkpoints" / "ev"
+    records = [json.loads(line) for line in (run / "loss_log.jsonl").read_text().splitlines()]
+    evals = [r for r in records if "eval_psnr" in r.get("losses", {})]
+    assert [r["epoch"] for r in evals] == [1, 2]  # the first epoch, then every 2nd (here also the last)
+    best = json.loads((run / "best_metric.json").read_text())
+    assert best["metric"] == "psnr" and best["epoch"] in (1, 2)
+    assert best["value"] == max(r["losses"]["eval_psnr"] for r in evals)
+    assert (run / "best_net_G_A.pth").is_file() and (run / "best_net_D_B.pth").is_file()
+    assert "eval_psnr" in (run / "loss_log.txt").read_text()
+
+
+def test_plateau_watches_the_metric_the_right_way_round():
+    evaluator = TrainingEvaluator(SimpleNamespace(eval_freq=0))
+    assert evaluator.lr_metric(3.0) == 3.0  # no evaluation: the generator loss, as before
+    evaluator.freq, evaluator.latest = 1, 25.0
+    evaluator.spec = SimpleNamespace(higher_is_better=True)
+    assert evaluator.lr_metric(3.0) == -25.0  # psnr: higher is better, the policy minimises
+    evaluator.spec = SimpleNamespace(higher_is_better=False)
+    assert evaluator.lr_metric(3.0) == 25.0
+
+
+def test_missing_fid_weights_stop_training_before_it_starts(tmp_path, monkeypatch):
+    from util.errors import I2IError
+
+    monkeypatch.setenv("I2I_CACHE", str(tmp_path / "empty"))
+    data = unaligned_dataset(tmp_path / "data", count=1, size=32)
+    args = tiny_args(data, tmp_path) + ["--model", "cycle_gan", "--n_epochs", "1", "--n_epochs_decay", "0",
+                                        "--eval_freq", "1"]
+    with pytest.raises(I2IError, match="pt_inception-2015-12-05-6726825d.pth"):
+        load_script("train").main(args)

@@ -1,0 +1,78 @@
+"""Translate one image or a folder of images with a trained generator; no network flags needed.
+
+    python translate.py photo.jpg --name maps_cyclegan                  # -> translated/photo.png
+    python translate.py ./my_images --name maps_cyclegan --output out/  # every image in the folder
+    python translate.py big.tif --name maps_cyclegan --tile 512         # very large images, tile by tile
+
+The architecture comes from checkpoints/NAME/train_opt.json; results keep each input's size. In Python:
+`from util.inference import load_translator` (see the README).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tqdm import tqdm
+
+from data.image_folder import is_image_file, load_image
+from options.base_options import OptionParser, parse_gpu_ids
+from util.cli import run_main
+from util.errors import I2IError
+from util.inference import load_translator
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = OptionParser(prog="translate.py", description=__doc__.split("\n\n")[0],
+                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add = parser.add_argument
+    add("input", help="an image file or a folder of images")
+    add("--name", default=None, help="experiment name: reads checkpoints_dir/NAME")
+    add("--checkpoints_dir", default="./checkpoints", help="where the experiments are")
+    add("--checkpoint", default=None, help="the checkpoint folder itself (instead of --name)")
+    add("--epoch", default="latest", help="which checkpoint: latest or an epoch number")
+    add("--generator", default=None, help="G, G_A or G_B (default: G if present, else G_A)")
+    add("--output", default="translated", help="folder for the results (PNG, same names)")
+    add("--tile", type=int, default=0, help="translate images larger than N pixels in N x N tiles")
+    add("--tile_overlap", type=int, default=32, help="pixels shared by neighbouring tiles")
+    add("--gpu_ids", default="-1", help="GPU id, or -1 for the CPU")
+    return parser
+
+
+def inputs(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        found = sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p.name))
+        if found:
+            return found
+        raise I2IError(f"{path} holds no images.")
+    raise I2IError(f"{path} does not exist.")
+
+
+def main(argv: list[str] | None = None) -> list[Path]:
+    args = make_parser().parse_args(argv)
+    if args.checkpoint is None and args.name is None:
+        raise I2IError("say which model: --name NAME (under --checkpoints_dir) or --checkpoint FOLDER.")
+    folder = Path(args.checkpoint) if args.checkpoint else Path(args.checkpoints_dir) / args.name
+    gpu_ids = parse_gpu_ids(args.gpu_ids)
+    translate = load_translator(folder, epoch=args.epoch, generator=args.generator,
+                                device=f"cuda:{gpu_ids[0]}" if gpu_ids else "cpu", tile=args.tile,
+                                tile_overlap=args.tile_overlap)
+    source = Path(args.input)
+    files = inputs(source)
+    written = []
+    with tqdm(total=len(files), desc="translate", unit="img", disable=None) as bar:
+        for path in files:
+            relative = path.relative_to(source) if source.is_dir() else Path(path.name)
+            target = (Path(args.output) / relative).with_suffix(".png")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            translate(load_image(path)).save(target)
+            written.append(target)
+            bar.update(1)
+    print(f"{len(written)} image(s) written to {args.output}")
+    return written
+
+
+if __name__ == "__main__":
+    run_main(main)

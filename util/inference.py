@@ -1,0 +1,128 @@
+"""Inference with trained generators: any image size, tiles for very large images, and a 3-line Python API.
+
+    from util.inference import load_translator
+    translate = load_translator("checkpoints/demo_cycle_gan")        # architecture from train_opt.json
+    translate(Image.open("in.png")).save("out.png")                    # same size out as in
+
+`prepare_for_inference(model, opt)` does the same for test.py's models: it loads the weights (or, with
+`--backend onnxruntime`, the exported ONNX files) and wraps every generator so that any input size works
+(`util.sizing`) and, with `--tile N`, large images go through tile by tile (`util.tiling`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from .errors import I2IError
+from .images import tensor2im, to_pil
+from .sizing import SizeAdapter
+from .tiling import translate_tiled
+
+
+class InferenceGenerator(nn.Module):
+    """A generator that takes any H x W and returns H x W; images larger than `tile` go through in tiles."""
+
+    def __init__(self, net: nn.Module, tile: int = 0, overlap: int = 32, stat_passes: int = 2) -> None:
+        super().__init__()
+        self.net = net
+        self.adapter = SizeAdapter(net)
+        self.tile, self.overlap, self.stat_passes = tile, overlap, stat_passes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.tile > 0 and max(x.shape[-2:]) > self.tile:
+            return torch.cat([translate_tiled(self.net, x[i:i + 1], self.tile, self.overlap, self.stat_passes)
+                              for i in range(x.shape[0])])
+        return self.adapter(x)
+
+
+def onnx_path(opt: argparse.Namespace, net_name: str) -> Path:
+    """Where export.py writes (and --backend onnxruntime reads) the ONNX file of network `net_name`."""
+    return Path(opt.checkpoints_dir) / opt.name / f"{opt.epoch}_net_{net_name}.onnx"
+
+
+def _replace_network(model, old: nn.Module, new: nn.Module) -> None:
+    """Point every attribute of `model` that holds `old` (netG, netG_A alias, ...) at `new`."""
+    for attr, value in list(vars(model).items()):
+        if value is old:
+            setattr(model, attr, new)
+
+
+def prepare_for_inference(model, opt: argparse.Namespace) -> None:
+    """Load `model`'s networks for test.py and wrap them for any size and tiling (see the module docstring)."""
+    backend = getattr(opt, "backend", "torch")
+    if backend == "onnxruntime":
+        model.check_names()
+        for name in model.model_names:
+            net = getattr(model, f"net{name}")
+            _replace_network(model, net, OnnxGenerator(onnx_path(opt, name), use_cuda=bool(opt.gpu_ids)))
+        return
+    model.setup(opt)
+    for name in model.model_names:
+        net = getattr(model, f"net{name}")
+        wrapped = InferenceGenerator(net, getattr(opt, "tile", 0), getattr(opt, "tile_overlap", 32),
+                                     getattr(opt, "tile_stat_passes", 2))
+        _replace_network(model, net, wrapped)
+
+
+def OnnxGenerator(path: Path, use_cuda: bool) -> nn.Module:  # noqa: N802  (imported lazily: onnxruntime is optional)
+    from .onnx_backend import OnnxGenerator as _OnnxGenerator
+
+    return _OnnxGenerator(path, use_cuda=use_cuda)
+
+
+class Translator:
+    """Translate PIL images with one generator: `translator(image) -> image` of the same size."""
+
+    def __init__(self, net: nn.Module, input_nc: int = 3, *, device: str | torch.device = "cpu", tile: int = 0,
+                 tile_overlap: int = 32) -> None:
+        self.device = torch.device(device)
+        self.input_nc = input_nc
+        self.net = InferenceGenerator(net.to(self.device).eval(), tile, tile_overlap)
+
+    def to_tensor(self, image: Image.Image) -> torch.Tensor:
+        array = np.asarray(image.convert("L" if self.input_nc == 1 else "RGB"), dtype=np.float32) / 127.5 - 1
+        tensor = torch.from_numpy(array)
+        tensor = tensor[None] if tensor.dim() == 2 else tensor.permute(2, 0, 1)
+        return tensor[None].to(self.device)
+
+    @torch.inference_mode()
+    def __call__(self, image: Image.Image) -> Image.Image:
+        return to_pil(tensor2im(self.net(self.to_tensor(image))))
+
+
+def load_translator(checkpoint_dir: str | os.PathLike, *, epoch: str = "latest", generator: str | None = None,
+                    device: str | torch.device = "cpu", tile: int = 0, tile_overlap: int = 32) -> Translator:
+    """A Translator for the generator saved in `checkpoint_dir`, built from the run's train_opt.json.
+
+    generator -- which network file: "G" (pix2pix, --model test downloads), "G_A" or "G_B" (CycleGAN);
+                 default: G if `<epoch>_net_G.pth` exists, else G_A.
+    """
+    from networks import build_generator
+    from networks.compat import load_state_dict_compat
+
+    from .checkpoint import load_state_dict
+    from .saved_options import architecture, read_saved_options
+
+    folder = Path(checkpoint_dir)
+    arch = architecture(read_saved_options(folder))
+    if generator is None:
+        generator = "G" if (folder / f"{epoch}_net_G.pth").is_file() else "G_A"
+    input_nc, output_nc = arch["input_nc"], arch["output_nc"]
+    if generator.endswith("_B"):  # G_B translates B -> A
+        input_nc, output_nc = output_nc, input_nc
+    net = build_generator(arch["netG"], input_nc, output_nc, arch["ngf"], norm=arch["norm"],
+                          use_dropout=not arch["no_dropout"], init_type=arch["init_type"], init_gain=arch["init_gain"])
+    path = folder / f"{epoch}_net_{generator}.pth"
+    if not path.is_file():
+        found = ", ".join(sorted(p.name for p in folder.glob(f"{epoch}_net_G*.pth"))) or "none"
+        raise I2IError(f"{path} does not exist (generators for --epoch {epoch} there: {found}); pick another "
+                       "epoch or generator.")
+    load_state_dict_compat(net, load_state_dict(path), net_name=generator, source=str(path))
+    return Translator(net, input_nc, device=device, tile=tile, tile_overlap=tile_overlap)

@@ -1,0 +1,33 @@
+"""Read the options a run was trained with (`checkpoints/NAME/train_opt.json`), so inference needs no flags."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .errors import I2IError
+
+#: the options that decide a generator's architecture (and so its state_dict)
+ARCHITECTURE_KEYS = ("model", "netG", "ngf", "norm", "no_dropout", "input_nc", "output_nc", "init_type", "init_gain")
+
+
+def read_saved_options(checkpoint_dir: str | os.PathLike, phase: str = "train") -> dict[str, Any]:
+    """The options saved in `<checkpoint_dir>/<phase>_opt.json` as a dict."""
+    path = Path(checkpoint_dir) / f"{phase}_opt.json"
+    if not path.is_file():
+        raise I2IError(f"{path} does not exist, so the network's architecture is unknown. Point at a folder that "
+                       "i2i trained (it writes train_opt.json), or give the network options (--netG, --ngf, --norm, "
+                       "--no_dropout, --input_nc, --output_nc) with test.py.")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise I2IError(f"could not read {path}: {exc}. Restore it or give the network options explicitly.") from None
+
+
+def architecture(saved: dict[str, Any]) -> dict[str, Any]:
+    """The architecture options among saved ones (defaults of the reference where an old file lacks one)."""
+    defaults = {"model": "cycle_gan", "netG": "resnet_9blocks", "ngf": 64, "norm": "instance", "no_dropout": False,
+                "input_nc": 3, "output_nc": 3, "init_type": "normal", "init_gain": 0.02}
+    return {key: saved.get(key, defaults[key]) for key in ARCHITECTURE_KEYS}
