@@ -43,9 +43,11 @@ from typing import Any
 
 import torch.utils.data
 
+from util.errors import I2IError
 from util.registry import Registry
 
 from .base_dataset import PREPROCESS_MODES, BaseDataset
+from .batches import CollateBatch, worker_message
 from .sampler import EpochOrder, SeededItems, draw_seed
 
 DATASETS = Registry("dataset mode", base=BaseDataset, option="dataset_mode", legacy=("data", "dataset"))
@@ -81,6 +83,7 @@ class DatasetLoader:
             batch_size=opt.batch_size,
             sampler=self.order,
             generator=torch.Generator(),  # the loader's own seed draws leave the training RNG alone
+            collate_fn=CollateBatch.from_options(opt),  # one-line errors for mixed sizes, wrong --input_nc
             num_workers=workers,
             drop_last=False,
             persistent_workers=workers > 0,  # no re-forking at every epoch
@@ -106,10 +109,13 @@ class DatasetLoader:
         self._passes += 1
         skipped, self._skip = self._skip, 0
         self.order.skip(skipped)
-        for i, batch in enumerate(self.dataloader):
-            if skipped + i * self.opt.batch_size >= self.max_dataset_size:
-                break
-            yield batch
+        try:
+            for i, batch in enumerate(self.dataloader):
+                if skipped + i * self.opt.batch_size >= self.max_dataset_size:
+                    break
+                yield batch
+        except I2IError as exc:  # from a loader worker it arrives wrapped in the worker's traceback
+            raise worker_message(exc) from None
 
 
 def _as_limit(value: Any) -> float:

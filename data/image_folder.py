@@ -2,7 +2,12 @@
 
 Differences from the reference, on purpose: extensions match case-insensitively and include .webp; the file
 list is sorted *before* `max_dataset_size` truncates it (so the subset does not depend on the filesystem);
-a missing or empty folder, and an unreadable image, raise `I2IError` naming the path.
+a missing or empty folder, and an unreadable (corrupt, truncated, non-image) file, raise `I2IError` naming the
+path: training stops rather than silently learning from a smaller dataset (docs/troubleshooting.md).
+
+Decoding, as a viewer shows the image: the EXIF orientation of camera photos is applied; transparent pixels
+(RGBA, LA, palette with transparency) are laid over white instead of losing their alpha to whatever colour
+they hide; 16-bit and float grayscale are scaled to 8 bits; CMYK and palette images convert to RGB.
 """
 
 from __future__ import annotations
@@ -11,14 +16,15 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from util.errors import I2IError
 
 #: image file extensions, matched case-insensitively
 IMG_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".tif", ".tiff", ".webp")
 
-_16BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+_16BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+_EXIF_ORIENTATION = 0x0112
 
 
 def is_image_file(filename: str | os.PathLike) -> bool:
@@ -56,14 +62,19 @@ def make_dataset(
 def load_image(path: str | os.PathLike, mode: str = "RGB") -> Image.Image:
     """Open an image with PIL and convert it to `mode` ("RGB" or "L").
 
-    16-bit grayscale images are scaled to 8 bits first (PIL's own conversion would clip them to white).
-    Raises `I2IError` naming the file when it cannot be read.
+    16-bit grayscale images are scaled to 8 bits first (PIL's own conversion would clip them to white); see
+    the module docstring for EXIF orientation and transparency. Raises `I2IError` naming the file when it
+    cannot be read.
     """
     try:
         with Image.open(path) as img:
             img.load()
+            if img.getexif().get(_EXIF_ORIENTATION, 1) != 1:
+                img = ImageOps.exif_transpose(img)
             if img.mode in _16BIT_MODES:
                 img = _to_8bit(img)
+            if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+                img = _over_white(img)
             return img.convert(mode)
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
         raise I2IError(
@@ -72,8 +83,15 @@ def load_image(path: str | os.PathLike, mode: str = "RGB") -> Image.Image:
         ) from None
 
 
+def _over_white(img: Image.Image) -> Image.Image:
+    rgba = img.convert("RGBA")
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+
+
 def _to_8bit(img: Image.Image) -> Image.Image:
     array = np.asarray(img).astype(np.float64)
+    if img.mode == "F" and array.max(initial=0) <= 1.0:  # float images in [0, 1]
+        array = array * 255.0
     # "I;16*" modes are 16-bit for sure; plain "I" (32-bit) is 16-bit data only if values exceed 8 bits
     if img.mode.startswith("I;16") or array.max(initial=0) > 255:
         array = array / 257.0

@@ -25,3 +25,22 @@ def run_main(main: Callable[[list[str] | None], Any], argv: list[str] | None = N
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except Exception as exc:
+        if not is_out_of_memory(exc):
+            raise
+        print(f"error: {out_of_memory_message(exc)}", file=sys.stderr)
+        sys.exit(2)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """A GPU out-of-memory error (CUDA's OutOfMemoryError, or the RuntimeError older PyTorch and MPS raise)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def out_of_memory_message(exc: BaseException) -> str:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return (f"out of GPU memory ({first}). Lower --batch_size or --crop_size (with --load_size), or pass --amp "
+            "for mixed precision; check with nvidia-smi that no other process holds the GPU's memory.")
