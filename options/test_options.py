@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
+
+from util.saved_options import read_saved_options
 
 from .base_options import BaseOptions
 
@@ -30,3 +34,33 @@ class TestOptions(BaseOptions):
         opt.serial_batches = True
         opt.no_flip = True
         opt.display_id = -1
+
+    def gather_options(self, argv: list[str]) -> argparse.Namespace:
+        """Parse as usual, then default the architecture options to those the run was trained with."""
+        opt = super().gather_options(argv)
+        saved = saved_architecture(opt)
+        changed = {k: v for k, v in saved.items() if self.parser.get_default(k) != v}
+        if not changed:
+            return opt
+        self.parser.set_defaults(**changed)  # options given on the command line still win
+        opt = self.parser.parse_args(argv)
+        print(f"architecture from {Path(opt.checkpoints_dir) / opt.name / 'train_opt.json'}: "
+              + " ".join(f"--{k} {v}" for k, v in changed.items() if getattr(opt, k) == v))
+        return opt
+
+
+#: options that shape the networks' weights, read from an i2i run's train_opt.json at test time
+ARCHITECTURE_OPTIONS = ("netG", "ngf", "netD", "ndf", "n_layers_D", "norm", "no_dropout", "input_nc", "output_nc")
+
+
+def saved_architecture(opt: argparse.Namespace) -> dict[str, Any]:
+    """The architecture options in `<checkpoints_dir>/<name>/train_opt.json` ({} for a reference checkpoint).
+
+    `--model test --model_suffix _B` loads G_B, which maps output_nc -> input_nc: the channels swap."""
+    if not (Path(opt.checkpoints_dir) / opt.name / "train_opt.json").is_file():
+        return {}
+    saved = read_saved_options(Path(opt.checkpoints_dir) / opt.name)
+    arch = {k: saved[k] for k in ARCHITECTURE_OPTIONS if k in saved}
+    if getattr(opt, "model_suffix", "") == "_B" and "input_nc" in arch and "output_nc" in arch:
+        arch["input_nc"], arch["output_nc"] = arch["output_nc"], arch["input_nc"]
+    return arch

@@ -111,6 +111,8 @@ def test_checkpoint_that_does_not_match_the_options(tmp_path):
     train = run_script("train.py", tiny_args(root, tmp_path) + ["--name", "cg", "--n_epochs", "1",
                                                                 "--n_epochs_decay", "0"], cwd=tmp_path)
     assert train.returncode == 0, train.stderr[-3000:]
+    # Like the reference's files, without train_opt.json (which test.py would read the architecture from).
+    (tmp_path / "checkpoints" / "cg" / "train_opt.json").unlink()
     # cycle_gan trains without dropout; --model test keeps dropout unless --no_dropout is given.
     result = run_script("test.py", tiny_args(root / "testA", tmp_path, train=False) + [
         "--model", "test", "--name", "cg", "--model_suffix", "_A"], cwd=tmp_path)

@@ -65,9 +65,13 @@ def start(args: list[str], cwd: Path, **env: str) -> subprocess.Popen:
                             env={**os.environ, **QUIET_ONE_THREAD, **env})
 
 
-def run_train(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, capture_output=True, text=True,
+def run_train(args: list[str], cwd: Path, script: str = "train.py") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, capture_output=True, text=True,
                           env={**os.environ, **QUIET_ONE_THREAD}, timeout=600)
+
+
+def run_test(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return run_train(args, cwd, script="test.py")
 
 
 def kill_when(proc: subprocess.Popen, ready, cwd: Path, what: str) -> None:
@@ -155,3 +159,16 @@ def test_weights_only_checkpoint_resumes_at_epoch_count(uninterrupted):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "resuming from the weights latest_net_*.pth only, at --epoch_count 3" in result.stderr
     assert [r[:3] for r in log_records(run_dir)] == [(3, 1, 1), (3, 2, 2), (3, 3, 3)]
+
+
+def test_test_py_reads_the_architecture_from_train_opt_json(uninterrupted):
+    """No --netG/--ngf/--no_dropout needed to test an i2i run; a flag given explicitly still wins."""
+    tmp, root, _ = uninterrupted
+    base = ["--dataroot", str(root / "testA"), "--checkpoints_dir", str(tmp / "checkpoints"), "--gpu_ids", "-1",
+            "--crop_size", "32", "--num_threads", "0", "--model", "test", "--name", "straight", "--num_test", "1"]
+    for suffix in ("_A", "_B"):
+        result = run_test(base + ["--model_suffix", suffix], cwd=tmp)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "architecture from" in result.stdout and "--netG resnet_6blocks" in result.stdout
+    result = run_test(base + ["--model_suffix", "_A", "--ngf", "8"], cwd=tmp)
+    assert result.returncode == 2 and "--ngf" in result.stderr and "Traceback" not in result.stderr, result.stderr
