@@ -53,7 +53,7 @@ from .sampler import EpochOrder, SeededItems, draw_seed
 DATASETS = Registry("dataset mode", base=BaseDataset, option="dataset_mode", legacy=("data", "dataset"))
 
 # Built-in modes register themselves on import; explicit imports keep the list visible and greppable.
-from . import aligned_dataset, single_dataset, unaligned_dataset  # noqa: E402
+from . import aligned_dataset, single_dataset, template_dataset, unaligned_dataset  # noqa: E402
 
 SamplerArg = torch.utils.data.Sampler | Callable[[torch.utils.data.Dataset], torch.utils.data.Sampler] | None
 

@@ -23,7 +23,7 @@ from .base_model import BaseModel
 
 MODELS = Registry("model", base=BaseModel, option="model", legacy=("models", "model"))
 
-from . import cycle_gan_model, pix2pix_model, test_model  # noqa: E402,F401  (built-ins register themselves)
+from . import cycle_gan_model, pix2pix_model, template_model, test_model  # noqa: E402,F401  (built-ins register themselves)
 
 
 def create_model(opt: argparse.Namespace) -> BaseModel:

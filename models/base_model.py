@@ -32,6 +32,9 @@ from .schedulers import build_scheduler, current_lr, step_scheduler
 
 class BaseModel(ABC):
     demo_options: ClassVar[dict[str, Any]] = {}
+    #: extra command-line arguments for the registry-wide contract test (tests/test_model_contract.py), e.g.
+    #: ["--netG", "unet_128", "--crop_size", "128"] for a model that needs them; see docs/plugins.md
+    contract_options: ClassVar[list[str]] = []
 
     def __init__(self, opt: argparse.Namespace) -> None:
         self.opt = opt

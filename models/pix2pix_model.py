@@ -23,6 +23,7 @@ class Pix2PixModel(BaseModel):
 
     demo_options = dict(name="demo_pix2pix", netG="unet_128", ngf=16, ndf=16, load_size=128, crop_size=128,
                         n_epochs=10, n_epochs_decay=10, display_freq=96, print_freq=48, save_epoch_freq=10)
+    contract_options = ["--netG", "unet_128", "--load_size", "128", "--crop_size", "128"]  # U-Net: 128-px multiples
 
     @classmethod
     def modify_commandline_options(cls, parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:

@@ -13,6 +13,7 @@ from pathlib import Path
 from util.errors import I2IError
 
 from .legacy import translate_legacy_args
+from .plugin_options import add_plugin_options, load_cli_plugins
 
 
 class OptionParser(argparse.ArgumentParser):
@@ -103,6 +104,7 @@ class BaseOptions:
             "e.g. {model}_{netG}_size{load_size}")
         add("--use_wandb", action="store_true", help="log to Weights & Biases")
         add("--wandb_project_name", type=str, default="CycleGAN-and-pix2pix", help="W&B project name")
+        add_plugin_options(parser)  # --plugin, --no_plugin_autoload, --list
         return parser
 
     # -- parsing --------------------------------------------------------------------------------------
@@ -116,6 +118,7 @@ class BaseOptions:
         from data import DATASETS
         from models import MODELS
 
+        load_cli_plugins(argv)  # before the parser exists, so plugin names become choices
         # Names found by the reference's file convention (models/foo_model.py) join the choices.
         for flag, registry in (("--model", MODELS), ("--dataset_mode", DATASETS)):
             name = _prescan(argv, flag)

@@ -60,6 +60,9 @@ BASE_DEFAULTS = {
     # i2i additions
     "seed": None,
     "wandb_project_name": "CycleGAN-and-pix2pix",
+    "plugin": [],  # docs/plugins.md
+    "no_plugin_autoload": False,
+    "list": False,
 }
 
 # Section 1.3.
