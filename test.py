@@ -17,6 +17,7 @@ from models import create_model
 from options.test_options import TestOptions
 from util.cli import run_main
 from util.html import ResultPages
+from util.inference import prepare_for_inference
 from util.progress import progress_bar
 from util.visualizer import save_test_images
 
@@ -27,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     opt = TestOptions().parse(argv)
     dataset = create_dataset(opt)
     model = create_model(opt)
-    model.setup(opt)  # loads the --epoch checkpoints
+    prepare_for_inference(model, opt)  # loads the --epoch checkpoints (or ONNX files); any size; --tile
     if opt.eval:
         model.eval()
     run_dir = f"{opt.phase}_{opt.epoch}" + (f"_iter{opt.load_iter}" if opt.load_iter > 0 else "")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 
 from data import create_dataset
+from metrics.training import TrainingEvaluator
 from models import create_model
 from options.train_options import TrainOptions
 from util.cli import run_main
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     last_epoch = opt.n_epochs + opt.n_epochs_decay
     progress = TrainProgress(state.epoch, last_epoch, batches_per_epoch=-(-dataset_size // opt.batch_size))
     visualizer = Visualizer(opt, progress)
+    evaluator = TrainingEvaluator(opt)  # --eval_freq: a metric on the test split, best_net_*.pth
 
     for epoch in progress.epochs():
         epoch_start = iter_data_time = time.time()
@@ -75,7 +77,11 @@ def main(argv: list[str] | None = None) -> None:
             iter_data_time = time.time()
 
         # End of epoch: the learning rate for the next epoch, then checkpoints (resuming at the next epoch).
-        model.update_learning_rate(epoch_losses.generator_objective())
+        scores = evaluator.end_of_epoch(model, epoch, last_epoch)  # {} unless an evaluation is due
+        if scores:
+            visualizer.print_current_losses(epoch, epoch_iter, scores, 0.0, 0.0, total_iters=total_iters,
+                                            dataset_size=dataset_size)
+        model.update_learning_rate(evaluator.lr_metric(epoch_losses.generator_objective()))
         if epoch % opt.save_epoch_freq == 0 or epoch == last_epoch:
             progress.write(f"saving the model at the end of epoch {epoch}, iters {total_iters}")
             state.save_epoch(epoch, total_iters)

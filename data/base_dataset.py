@@ -135,7 +135,9 @@ def get_transform(
         steps.append(ScaleWidth(opt.load_size, opt.crop_size, method))
     if "crop" in opt.preprocess:
         steps.append(Crop(opt.crop_size, None if params is None else params["crop_pos"]))
-    if opt.preprocess == "none":
+    if opt.preprocess == "none" and getattr(opt, "isTrain", True):
+        # training batches need one size; at test time the model pads and crops instead (util/sizing.py),
+        # so results keep the input's exact size
         steps.append(RoundToMultiple(NONE_MULTIPLE, method))
     if not opt.no_flip:
         if params is None:

@@ -42,6 +42,7 @@ class ResnetGenerator(nn.Module):
     """in -> ngf (7x7) -> 2ngf -> 4ngf (stride 2 each) -> n_blocks ResnetBlocks -> 2ngf -> ngf -> out (7x7) -> tanh."""
 
     n_downsampling = 2
+    size_multiple = 2**n_downsampling  # input height and width must be multiples of this
 
     def __init__(
         self,

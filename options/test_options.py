@@ -23,6 +23,13 @@ class TestOptions(BaseOptions):
         add("--phase", type=str, default="test", help="train, val, test, etc.")
         add("--eval", action="store_true", help="use eval mode (batch norm statistics, no dropout) at test time")
         add("--num_test", type=int, default=50, help="how many test images to run")
+        # inference: any size, tiles, exported models (util/inference.py)
+        add("--backend", default="torch", choices=["torch", "onnxruntime"],
+            help="run the PyTorch checkpoints, or the ONNX files export.py wrote (<epoch>_net_<name>.onnx)")
+        add("--tile", type=int, default=0, help="translate images larger than N pixels in N x N tiles (0: whole)")
+        add("--tile_overlap", type=int, default=32, help="pixels shared by neighbouring tiles, blended linearly")
+        add("--tile_stat_passes", type=int, default=2,
+            help="passes over the tiles that gather whole-image statistics for instance-norm layers")
         # The reference fixes --load_size to 256 at test time; i2i defaults it to --crop_size (see parse()).
         parser.set_defaults(model="test", load_size=None)
         return parser

@@ -50,6 +50,14 @@ class TrainOptions(BaseOptions):
         add("--pool_size", type=int, default=50, help="size of the buffer of previously generated images")
         add("--lr_policy", type=str, default="linear", choices=LR_POLICIES.names(), help="learning rate policy")
         add("--lr_decay_iters", type=int, default=50, help="step policy: multiply by 0.1 every N epochs")
+        # evaluation during training (metrics/training.py)
+        add("--eval_freq", type=int, default=0,
+            help="every N epochs (and at the first and last) score the test split and keep best_net_*.pth; 0: off")
+        add("--eval_metric", default="fid", choices=["fid", "kid", "psnr", "ssim", "lpips"],
+            help="what --eval_freq measures; psnr/ssim/lpips compare pairs (aligned data) or cycle reconstructions")
+        add("--inception_weights", default=None, help="FID Inception weights file (default: $I2I_CACHE or "
+            "~/.cache/i2i/pt_inception-2015-12-05-6726825d.pth)")
+        add("--lpips_weights", default=None, help="LPIPS AlexNet backbone file (alexnet-owt-7be5be79.pth)")
         return parser
 
     def check(self, opt: argparse.Namespace) -> None:
