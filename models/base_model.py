@@ -177,7 +177,9 @@ class BaseModel(ABC):
         return [getattr(self, f"net{name}") for name in self.model_names]
 
     def checkpoint_path(self, epoch: str | int, name: str) -> Path:
-        return Path(self.save_dir) / f"{epoch}_net_{name}.pth"
+        """`<epoch>_net_<name>.pth`, or `.safetensors` with --checkpoint_format safetensors (loading finds either)."""
+        suffix = ".safetensors" if getattr(self.opt, "checkpoint_format", "pth") == "safetensors" else ".pth"
+        return Path(self.save_dir) / f"{epoch}_net_{name}{suffix}"
 
     def save_networks(self, epoch: str | int) -> None:
         """Write `<epoch>_net_<name>.pth`: plain state_dicts, as the reference, each written atomically."""

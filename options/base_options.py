@@ -104,6 +104,9 @@ class BaseOptions:
             "e.g. {model}_{netG}_size{load_size}")
         add("--use_wandb", action="store_true", help="log to Weights & Biases")
         add("--wandb_project_name", type=str, default="CycleGAN-and-pix2pix", help="W&B project name")
+        add("--checkpoint_format", default="pth", choices=["pth", "safetensors"],
+            help="network files: pth (the reference's) or safetensors (needs `pip install safetensors`); "
+            "loading finds either")
         add_plugin_options(parser)  # --plugin, --no_plugin_autoload, --list
         return parser
 

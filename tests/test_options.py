@@ -60,6 +60,7 @@ BASE_DEFAULTS = {
     # i2i additions
     "seed": None,
     "wandb_project_name": "CycleGAN-and-pix2pix",
+    "checkpoint_format": "pth",  # docs/troubleshooting.md
     "plugin": [],  # docs/plugins.md
     "no_plugin_autoload": False,
     "list": False,

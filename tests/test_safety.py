@@ -183,3 +183,34 @@ def test_nan_policy_skip_drops_the_bad_step(tmp_path, capsys, monkeypatch):
     assert all(torch.isfinite(v).all() for v in weights.values())
     logged = [json.loads(line)["total_iters"] for line in (run_dir / "loss_log.jsonl").read_text().splitlines()]
     assert logged == [1, 2, 3, 4]
+
+
+# -- safetensors -------------------------------------------------------------------------------------------
+
+def test_safetensors_checkpoints_train_and_test_without_the_flag(tmp_path, capsys):
+    pytest.importorskip("safetensors")
+    root = unaligned_dataset(tmp_path / "data")
+    assert run_cli("train", train_args(root, tmp_path, "st", "--checkpoint_format", "safetensors"), capsys)[0] == 0
+    run_dir = tmp_path / "checkpoints" / "st"
+    assert (run_dir / "latest_net_G_A.safetensors").is_file() and not (run_dir / "latest_net_G_A.pth").exists()
+    from safetensors.torch import load_file
+
+    assert torch.equal(load_file(run_dir / "latest_net_G_A.safetensors")["model.1.weight"],
+                       torch.load(run_dir / "latest_state.pth", weights_only=True)["nets"]["G_A"]["model.1.weight"])
+    # test.py finds the .safetensors files by itself (and the architecture in train_opt.json).
+    args = ["--dataroot", str(root / "testA"), "--checkpoints_dir", str(tmp_path / "checkpoints"), "--gpu_ids", "-1",
+            "--crop_size", "32", "--num_threads", "0", "--model", "test", "--model_suffix", "_A", "--name", "st"]
+    code, err = run_cli("test", args, capsys)
+    assert code == 0, err
+
+
+def test_safetensors_without_the_package_says_how_to_install(tmp_path, monkeypatch):
+    import sys
+
+    from util.checkpoint import save_state_dict
+
+    monkeypatch.setitem(sys.modules, "safetensors", None)  # `import safetensors` now raises ImportError
+    monkeypatch.setitem(sys.modules, "safetensors.torch", None)
+    with pytest.raises(I2IError, match="pip install safetensors"):
+        save_state_dict({"w": torch.zeros(2)}, tmp_path / "x.safetensors")
+    assert not (tmp_path / "x.safetensors").exists()

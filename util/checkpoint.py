@@ -52,18 +52,44 @@ def atomic_write(path: str | os.PathLike, write: Any, mode: str = "wb") -> None:
         raise
 
 
+#: the file suffix of `--checkpoint_format safetensors` (the `safetensors` package, optional)
+SAFETENSORS = ".safetensors"
+
+
+def _safetensors() -> Any:
+    try:
+        import safetensors.torch
+    except ImportError:
+        raise I2IError("safetensors checkpoints need the safetensors package: `pip install safetensors` "
+                       "(or use --checkpoint_format pth, the reference's format).") from None
+    return safetensors.torch
+
+
 def save_state_dict(state: dict[str, Any], path: str | os.PathLike) -> None:
-    """Save a state_dict (tensors on the CPU) atomically."""
+    """Save a state_dict (tensors on the CPU) atomically; a `.safetensors` path writes that format."""
     cpu_state = {k: v.detach().cpu() if torch.is_tensor(v) else v for k, v in state.items()}
+    if Path(path).suffix == SAFETENSORS:
+        data = _safetensors().save({k: v.contiguous() for k, v in cpu_state.items() if torch.is_tensor(v)})
+        atomic_write(path, lambda f: f.write(data))
+        return
     atomic_write(path, lambda f: torch.save(cpu_state, f))
 
 
 def load_state_dict(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a state_dict safely: tensors and plain containers only, never pickled code."""
+    """Load a state_dict safely: tensors and plain containers only, never pickled code.
+
+    A missing `x.pth` is also looked for as `x.safetensors` (and the other way round), so loading needs no
+    `--checkpoint_format`."""
     path = Path(path)
     if not path.is_file():
-        raise I2IError(f"checkpoint {path} does not exist. Check --name, --checkpoints_dir and --epoch "
-                       f"(files there: {', '.join(sorted(p.name for p in path.parent.glob('*.pth'))) or 'none'}).")
+        other = path.with_suffix(".pth" if path.suffix == SAFETENSORS else SAFETENSORS)
+        if not other.is_file():
+            found = sorted(p.name for p in path.parent.glob("*_net_*") if p.suffix in (".pth", SAFETENSORS))
+            raise I2IError(f"checkpoint {path} does not exist. Check --name, --checkpoints_dir and --epoch "
+                           f"(files there: {', '.join(found) or 'none'}).")
+        path = other
+    if path.suffix == SAFETENSORS:
+        return _load_safetensors(path, map_location)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -77,3 +103,13 @@ def load_state_dict(path: str | os.PathLike, map_location: str | torch.device = 
     if not isinstance(state, dict):
         raise I2IError(f"checkpoint {path} holds a {type(state).__name__}, not a state_dict.")
     return state
+
+
+def _load_safetensors(path: Path, map_location: str | torch.device) -> dict[str, Any]:
+    st = _safetensors()
+    try:
+        state = st.load(path.read_bytes())
+    except Exception as exc:  # safetensors raises its own SafetensorError for a damaged header
+        raise I2IError(f"could not read checkpoint {path}: {exc}. The file is truncated or not a safetensors "
+                       "file; restore it from a backup or use another --epoch.") from None
+    return {k: v.to(map_location) for k, v in state.items()}
