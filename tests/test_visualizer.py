@@ -84,6 +84,11 @@ class FakeVisdom:
     def text(self, *a, **kw):
         self._record("text", *a, **kw)
 
+    def win_exists(self, win, env=None):
+        if FakeVisdom.fail:
+            raise ConnectionError("Error connecting to Visdom server")
+        return True
+
 
 @pytest.fixture
 def fake_visdom(monkeypatch):
@@ -300,7 +305,7 @@ def test_visdom_retries_every_minute_and_recovers(tmp_path, caplog, monkeypatch,
         # Connected: later points are appended, not the whole curve resent.
         viz.plot_current_losses(1, 0.35, losses)
         kind, _, kw = FakeVisdom.instances[0].calls[-1]
-        assert kw["update"] == "append" and kw["Y"].shape == (1, 2) and kw["X"][0, 0] == 1.35
+        assert kw["update"] == "append" and kw["win"] == "1" and kw["Y"].shape == (1, 2) and kw["X"][0, 0] == 1.35
 
         # It goes away again: no exception, back to retrying once a minute, no second warning.
         FakeVisdom.fail = True

@@ -63,6 +63,7 @@ class Progress:
         self.terminal = is_terminal(self.stream) if terminal is None else terminal
         self.interval, self.clock = interval, clock
         self.n = 0
+        self.shown = -1  # the count the last plain line showed
         self.postfix = ""
         self.start = self.last_line = clock()
         self.closed = False
@@ -99,7 +100,7 @@ class Progress:
         return text + (f" | {self.postfix}" if self.postfix else "")
 
     def _line(self) -> None:
-        self.last_line = self.clock()
+        self.last_line, self.shown = self.clock(), self.n
         print(self.line(), file=self.stream, flush=True)
 
     def close(self) -> None:
@@ -109,7 +110,7 @@ class Progress:
         self.closed = True
         if self.bar is not None:
             self.bar.close()
-        elif self.n:
+        elif self.n and self.shown != self.n:
             self._line()
 
     def __enter__(self) -> Progress:

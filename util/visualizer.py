@@ -299,7 +299,9 @@ class Visualizer:
         self._show_options(vis)
         legend = self.plot_data["legend"]
         connection, sent = self._plotted
-        fresh = connection != self.visdom.connections
+        # Visdom keys windows by string: appending to the integer id finds no window and starts a new plot.
+        win = str(self.display_id)
+        fresh = connection != self.visdom.connections or not vis.win_exists(win)  # (or closed in the browser)
         start = 0 if fresh else sent
         x = np.stack([np.asarray(self.plot_data["X"][start:], dtype=float)] * len(legend), axis=1)
         y = np.asarray(self.plot_data["Y"][start:], dtype=float)
@@ -307,7 +309,7 @@ class Visualizer:
         if fresh:
             vis.line(X=x, Y=y, win=self.display_id, opts=opts)
         else:
-            vis.line(X=x, Y=y, win=self.display_id, update="append")
+            vis.line(X=x, Y=y, win=win, update="append")
         self._plotted = (self.visdom.connections, len(self.plot_data["X"]))
 
     def print_current_losses(self, epoch: int, iters: int, losses: Mapping[str, float], t_comp: float, t_data: float,
