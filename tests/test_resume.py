@@ -172,3 +172,15 @@ def test_test_py_reads_the_architecture_from_train_opt_json(uninterrupted):
         assert "architecture from" in result.stdout and "--netG resnet_6blocks" in result.stdout
     result = run_test(base + ["--model_suffix", "_A", "--ngf", "8"], cwd=tmp)
     assert result.returncode == 2 and "--ngf" in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_resuming_a_finished_run_says_how_to_train_on():
+    import argparse
+
+    from util.training_state import TrainingState
+
+    opt = argparse.Namespace(checkpoints_dir="ck", name="run", epoch_count=1, n_epochs=1, n_epochs_decay=1)
+    state = TrainingState(opt, model=None, dataset=None)
+    assert state.describe() == "starting at epoch 1"
+    state.resumed_from, state.epoch, state.total_iters = Path("ck/run/latest_state.pth"), 3, 6
+    assert "already finished its 2 epochs (raise --n_epochs or --n_epochs_decay" in state.describe()

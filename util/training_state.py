@@ -85,7 +85,10 @@ class TrainingState:
         if self.resumed_from is None:
             return f"starting at epoch {self.epoch}"
         into = f", {self.epoch_iter} samples into it" if self.epoch_iter else ""
-        return f"resuming from {self.resumed_from}: epoch {self.epoch}{into}, total_iters {self.total_iters}"
+        last = self.opt.n_epochs + self.opt.n_epochs_decay
+        done = (f"; the run already finished its {last} epochs (raise --n_epochs or --n_epochs_decay to train on)"
+                if self.epoch > last else "")
+        return f"resuming from {self.resumed_from}: epoch {self.epoch}{into}, total_iters {self.total_iters}{done}"
 
     def begin_epoch(self, epoch: int) -> tuple[int, EpochLosses]:
         """Select the epoch's data order -> (samples already trained this epoch, the epoch's loss meter).
