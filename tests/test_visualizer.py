@@ -420,3 +420,38 @@ def test_save_test_images_into_a_reference_style_page(tmp_path):
     vz.save_test_images(page, _visuals(batch=2), ["/data/a.jpg", "/data/b.png"], width=32)
     page.save()
     assert _headers(tmp_path / "web" / "index.html") == ["a", "b"]
+
+
+# ---- TensorBoard --------------------------------------------------------------------------------
+
+
+def test_use_tensorboard_without_tensorboard_is_a_user_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as when `tensorboard` is not installed
+    with pytest.raises(I2IError, match="pip install tensorboard"):
+        vz.Visualizer(_opt(tmp_path, use_tensorboard=True))
+
+
+def test_tensorboard_gets_losses_at_samples_seen_images_and_options(tmp_path, monkeypatch):
+    calls = []
+
+    class Writer:
+        def __init__(self, log_dir):
+            calls.append(("init", log_dir))
+
+        def __getattr__(self, name):
+            return lambda *args, **kwargs: calls.append((name, args, kwargs))
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=Writer))
+    viz = vz.Visualizer(_opt(tmp_path, use_tensorboard=True, no_html=True))
+    viz.print_current_losses(1, 4, {"G": 1.5, "D": 0.25}, 0.1, 0.0, total_iters=40)
+    viz.display_current_results(_visuals(), 1, save_result=False)
+    viz.close()
+    assert calls[0] == ("init", str(tmp_path / "exp" / "tensorboard"))
+    assert calls[1][0] == "add_text" and "display_winsize: 64" in calls[1][1][1]
+    assert [c[1] for c in calls if c[0] == "add_scalar"] == [("loss/G", 1.5, 40), ("loss/D", 0.25, 40)]
+    images = [c for c in calls if c[0] == "add_image"]
+    assert [(c[1][0], c[1][1].shape, c[1][2], c[2]) for c in images] == [
+        ("visuals/real_A", (8, 8, 3), 40, {"dataformats": "HWC"}), ("visuals/fake_B", (8, 8, 3), 40,
+                                                                    {"dataformats": "HWC"}),
+        ("visuals/rec_A", (8, 8, 1), 40, {"dataformats": "HWC"})]
+    assert calls[-1][0] == "close"
