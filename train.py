@@ -16,6 +16,7 @@ from metrics.training import TrainingEvaluator
 from models import create_model
 from options.train_options import TrainOptions
 from util.cli import run_main
+from util.distributed import init_distributed
 from util.progress import TrainProgress
 from util.seed import seed_everything
 from util.training_state import resume_or_start
@@ -30,8 +31,9 @@ def crossed(total: int, step: int, freq: int) -> bool:
 def main(argv: list[str] | None = None) -> None:
     # Initialize.
     opt = TrainOptions().parse(argv)
+    dist = init_distributed(opt)  # under torchrun: this process's device, rank and data shard; else a no-op
     seed_everything(opt.seed)
-    dataset = create_dataset(opt)
+    dataset = create_dataset(opt, sampler=dist.sampler(opt))
     dataset_size = len(dataset)
     print(f"The number of training images = {dataset_size}")
     model = create_model(opt)
@@ -51,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
         for data in progress.batches(dataset):
             # Update weights.
             iter_start = time.time()
-            batch_size = data["A"].size(0)
+            batch_size = data["A"].size(0) * dist.world_size  # samples this step over all processes
             total_iters += batch_size
             epoch_iter += batch_size
             model.set_input(data)
@@ -87,6 +89,7 @@ def main(argv: list[str] | None = None) -> None:
             state.save_epoch(epoch, total_iters)
         progress.write(f"End of epoch {epoch} / {last_epoch} \t Time Taken: {time.time() - epoch_start:.0f} sec")
     visualizer.close()
+    dist.close()
 
 
 if __name__ == "__main__":

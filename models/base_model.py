@@ -14,6 +14,8 @@ A model subclasses `BaseModel`, registers itself with `@MODELS.register("name")`
 from __future__ import annotations
 
 import argparse
+import contextlib
+import warnings
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from pathlib import Path
@@ -24,6 +26,7 @@ from torch import nn
 
 from networks import build_discriminator, build_generator
 from networks.compat import load_state_dict_compat
+from util import distributed, precision, runtime
 from util.checkpoint import load_state_dict, save_state_dict
 from util.errors import I2IError
 
@@ -48,6 +51,12 @@ class BaseModel(ABC):
         self.optimizers: list[torch.optim.Optimizer] = []
         self.image_paths: list[str] = []
         self.metric = 0.0  # what the plateau LR policy watches; train.py sets it each epoch
+        # --amp: the dtype `autocast()` uses and, for fp16 training, the gradient scaler `backward`/`step` use
+        runtime.configure_backends(opt, self.device)
+        self.amp_dtype = precision.amp_dtype(opt, self.device)
+        self.grad_scaler = precision.grad_scaler(self.device, self.amp_dtype) if self.isTrain else None
+        self._scaler_update_due = False
+        self._autocast_used = False
 
     @classmethod
     def modify_commandline_options(cls, parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
@@ -69,8 +78,9 @@ class BaseModel(ABC):
     # -- building -------------------------------------------------------------------------------------
 
     def place(self, net: nn.Module) -> nn.Module:
-        """Move a network to this model's device (DataParallel over several --gpu_ids, as the reference)."""
-        net = net.to(self.device)
+        """Move a network to this model's device with --sync_bn/--channels_last/--compile applied
+        (and DataParallel over several --gpu_ids, as the reference)."""
+        net = runtime.prepare_network(net.to(self.device), self.opt, self.device)
         if len(self.gpu_ids) > 1:
             net = nn.DataParallel(net, self.gpu_ids)
         return net
@@ -91,14 +101,17 @@ class BaseModel(ABC):
     def set_paired_input(self, input: dict[str, Any]) -> None:
         """real_A/real_B (swapped by --direction BtoA) on the device, and the paths of the source side."""
         a, b = ("A", "B") if self.opt.direction == "AtoB" else ("B", "A")
-        self.real_A = input[a].to(self.device, non_blocking=True)
-        self.real_B = input[b].to(self.device, non_blocking=True)
+        layout = torch.channels_last if getattr(self.opt, "channels_last", False) else torch.preserve_format
+        self.real_A = input[a].to(self.device, non_blocking=True, memory_format=layout)
+        self.real_B = input[b].to(self.device, non_blocking=True, memory_format=layout)
         self.image_paths = input[f"{a}_paths"]
 
     def adam(self, *nets: nn.Module) -> torch.optim.Optimizer:
-        """Adam over the parameters of `nets`, with --lr and betas (--beta1, 0.999) as the reference."""
+        """Adam over the parameters of `nets`, with --lr and betas (--beta1, 0.999) as the reference
+        (its fused kernel where available: same update, one pass over memory; see --optimizer_impl)."""
         params = [p for net in nets for p in net.parameters()]
-        return torch.optim.Adam(params, lr=self.opt.lr, betas=(self.opt.beta1, 0.999))
+        return torch.optim.Adam(params, lr=self.opt.lr, betas=(self.opt.beta1, 0.999),
+                                **runtime.optimizer_kwargs(self.opt, self.device))
 
     def setup(self, opt: argparse.Namespace | None = None) -> None:
         """Check the name lists, make schedulers, load weights for testing or --continue_train."""
@@ -108,7 +121,24 @@ class BaseModel(ABC):
             self.schedulers = [build_scheduler(optimizer, opt) for optimizer in self.optimizers]
         if not self.isTrain or opt.continue_train:
             self.load_networks(f"iter_{opt.load_iter}" if opt.load_iter > 0 else opt.epoch)
+        if self.isTrain:
+            self.prepare_training()
         self.print_networks(opt.verbose)
+
+    def prepare_training(self) -> None:
+        """Under torchrun: every rank starts from rank 0's weights (optimizer steps then average gradients,
+        see util/distributed.py). With --amp: a warning if the model never enters `autocast()`."""
+        distributed.broadcast_modules(self.networks())
+        if self.amp_dtype is not None:
+            for optimizer in self.optimizers:
+                optimizer.register_step_pre_hook(self._check_autocast_used)
+
+    def _check_autocast_used(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if not self._autocast_used and not getattr(self, "_warned_no_autocast", False):
+            self._warned_no_autocast = True
+            warnings.warn(f"--amp: model {type(self).__name__} runs its networks outside BaseModel.autocast(), so "
+                          "it trains in float32; wrap its forward pass and losses in `with self.autocast():`.",
+                          stacklevel=2)
 
     def check_names(self) -> None:
         """Fail at setup, not mid-epoch, when a network listed in model_names has no attribute behind it.
@@ -129,10 +159,45 @@ class BaseModel(ABC):
             net.train()
 
     def test(self) -> None:
-        """Forward pass for inference: no autograd bookkeeping, then `compute_visuals`."""
+        """Forward pass for inference: no autograd bookkeeping (under --amp autocast), then `compute_visuals`."""
         with torch.inference_mode():
-            self.forward()
+            with self.autocast():
+                self.forward()
             self.compute_visuals()
+
+    # -- training steps: mixed precision and multi-process -------------------------------------------
+    # A model's optimize_parameters uses these three so --amp and torchrun work without model-specific code:
+    #     with self.autocast(): losses...;  self.backward(loss);  self.step(optimizer)
+    # Models calling loss.backward() / optimizer.step() directly (the reference's API) still train correctly
+    # under torchrun (gradients are averaged inside every optimizer step) but stay in float32 under --amp.
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Context for forward passes and losses: bf16/fp16 autocast under --amp, else nothing."""
+        self._autocast_used = True
+        return precision.autocast(self.device, self.amp_dtype)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """`loss.backward()`, scaled by the fp16 gradient scaler where there is one."""
+        if self.grad_scaler is None:
+            loss.backward()
+            return
+        if self._scaler_update_due:  # after the previous step(s), before new gradients are scaled
+            self.grad_scaler.update()
+            self._scaler_update_due = False
+        self.grad_scaler.scale(loss).backward()
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        """`optimizer.step()`; with the fp16 scaler: unscale, skip the step on inf/NaN gradients, adapt the scale.
+        Under torchrun the gradients are averaged over all ranks first, so every rank takes the same decision."""
+        if self.grad_scaler is None:
+            optimizer.step()
+            return
+        distributed.sync_optimizer(optimizer)
+        try:
+            self.grad_scaler.step(optimizer)
+        finally:
+            distributed.forget_sync(optimizer)  # the step may have been skipped, leaving the mark unused
+        self._scaler_update_due = True
 
     def compute_visuals(self) -> None:
         """Compute extra images for display (optional)."""
@@ -182,7 +247,10 @@ class BaseModel(ABC):
         return Path(self.save_dir) / f"{epoch}_net_{name}{suffix}"
 
     def save_networks(self, epoch: str | int) -> None:
-        """Write `<epoch>_net_<name>.pth`: plain state_dicts, as the reference, each written atomically."""
+        """Write `<epoch>_net_<name>.pth`: plain state_dicts, as the reference, each written atomically.
+        Under torchrun only rank 0 writes (all ranks hold the same weights)."""
+        if not distributed.is_main():
+            return
         for name in self.model_names:
             net = getattr(self, f"net{name}")
             save_state_dict(unwrap(net).state_dict(), self.checkpoint_path(epoch, name))
@@ -212,5 +280,7 @@ class BaseModel(ABC):
 
 
 def unwrap(net: nn.Module) -> nn.Module:
-    """The plain network inside a DataParallel/DistributedDataParallel wrapper."""
-    return net.module if isinstance(net, (nn.DataParallel, nn.parallel.DistributedDataParallel)) else net
+    """The plain network inside a DataParallel/DistributedDataParallel wrapper or a torch.compile module."""
+    if isinstance(net, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+        net = net.module
+    return getattr(net, "_orig_mod", net)  # torch.compile's OptimizedModule (keys without "_orig_mod.")

@@ -80,40 +80,43 @@ class CycleGANModel(BaseModel):
 
     def backward_G(self) -> None:
         opt = self.opt
-        if opt.lambda_identity > 0:
-            self.idt_A = self.netG_A(self.real_B)
-            self.loss_idt_A = self.criterionIdt(self.idt_A, self.real_B) * opt.lambda_B * opt.lambda_identity
-            self.idt_B = self.netG_B(self.real_A)
-            self.loss_idt_B = self.criterionIdt(self.idt_B, self.real_A) * opt.lambda_A * opt.lambda_identity
-        else:
-            self.loss_idt_A = self.loss_idt_B = torch.zeros((), device=self.device)
-        self.loss_G_A = self.criterionGAN(self.netD_A(self.fake_B), True)
-        self.loss_G_B = self.criterionGAN(self.netD_B(self.fake_A), True)
-        self.loss_cycle_A = self.criterionCycle(self.rec_A, self.real_A) * opt.lambda_A
-        self.loss_cycle_B = self.criterionCycle(self.rec_B, self.real_B) * opt.lambda_B
-        self.loss_G = (self.loss_G_A + self.loss_G_B + self.loss_cycle_A + self.loss_cycle_B
-                       + self.loss_idt_A + self.loss_idt_B)
-        self.loss_G.backward()
+        with self.autocast():
+            if opt.lambda_identity > 0:
+                self.idt_A = self.netG_A(self.real_B)
+                self.loss_idt_A = self.criterionIdt(self.idt_A, self.real_B) * opt.lambda_B * opt.lambda_identity
+                self.idt_B = self.netG_B(self.real_A)
+                self.loss_idt_B = self.criterionIdt(self.idt_B, self.real_A) * opt.lambda_A * opt.lambda_identity
+            else:
+                self.loss_idt_A = self.loss_idt_B = torch.zeros((), device=self.device)
+            self.loss_G_A = self.criterionGAN(self.netD_A(self.fake_B), True)
+            self.loss_G_B = self.criterionGAN(self.netD_B(self.fake_A), True)
+            self.loss_cycle_A = self.criterionCycle(self.rec_A, self.real_A) * opt.lambda_A
+            self.loss_cycle_B = self.criterionCycle(self.rec_B, self.real_B) * opt.lambda_B
+            self.loss_G = (self.loss_G_A + self.loss_G_B + self.loss_cycle_A + self.loss_cycle_B
+                           + self.loss_idt_A + self.loss_idt_B)
+        self.backward(self.loss_G)
 
     def backward_D_basic(self, netD: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """Half the sum of the real and fake GAN losses (plus the gradient penalty for wgangp)."""
         fake = fake.detach()
-        loss = 0.5 * (self.criterionGAN(netD(real), True) + self.criterionGAN(netD(fake), False))
-        if self.criterionGAN.uses_gradient_penalty:
-            loss = loss + gradient_penalty(netD, real, fake)
-        loss.backward()
+        with self.autocast():
+            loss = 0.5 * (self.criterionGAN(netD(real), True) + self.criterionGAN(netD(fake), False))
+            if self.criterionGAN.uses_gradient_penalty:
+                loss = loss + gradient_penalty(netD, real, fake)
+        self.backward(loss)
         return loss
 
     def optimize_parameters(self) -> None:
-        self.forward()
+        with self.autocast():
+            self.forward()
         # Generators first, with the discriminators frozen so no gradient is spent on them.
         self.set_requires_grad([self.netD_A, self.netD_B], False)
         self.optimizer_G.zero_grad(set_to_none=True)
         self.backward_G()
-        self.optimizer_G.step()
+        self.step(self.optimizer_G)
         # Then the discriminators, on fakes drawn from the history pools.
         self.set_requires_grad([self.netD_A, self.netD_B], True)
         self.optimizer_D.zero_grad(set_to_none=True)
         self.loss_D_A = self.backward_D_basic(self.netD_A, self.real_B, self.fake_B_pool.query(self.fake_B))
         self.loss_D_B = self.backward_D_basic(self.netD_B, self.real_A, self.fake_A_pool.query(self.fake_A))
-        self.optimizer_D.step()
+        self.step(self.optimizer_D)

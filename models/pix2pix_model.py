@@ -55,29 +55,32 @@ class Pix2PixModel(BaseModel):
         self.fake_B = self.netG(self.real_A)
 
     def backward_D(self) -> None:
-        fake_AB = torch.cat((self.real_A, self.fake_B), 1).detach()
-        real_AB = torch.cat((self.real_A, self.real_B), 1)
-        self.loss_D_fake = self.criterionGAN(self.netD(fake_AB), False)
-        self.loss_D_real = self.criterionGAN(self.netD(real_AB), True)
-        self.loss_D = (self.loss_D_fake + self.loss_D_real) * 0.5
-        if self.criterionGAN.uses_gradient_penalty:
-            self.loss_D = self.loss_D + gradient_penalty(self.netD, real_AB, fake_AB)
-        self.loss_D.backward()
+        with self.autocast():
+            fake_AB = torch.cat((self.real_A, self.fake_B), 1).detach()
+            real_AB = torch.cat((self.real_A, self.real_B), 1)
+            self.loss_D_fake = self.criterionGAN(self.netD(fake_AB), False)
+            self.loss_D_real = self.criterionGAN(self.netD(real_AB), True)
+            self.loss_D = (self.loss_D_fake + self.loss_D_real) * 0.5
+            if self.criterionGAN.uses_gradient_penalty:
+                self.loss_D = self.loss_D + gradient_penalty(self.netD, real_AB, fake_AB)
+        self.backward(self.loss_D)
 
     def backward_G(self) -> None:
-        fake_AB = torch.cat((self.real_A, self.fake_B), 1)
-        self.loss_G_GAN = self.criterionGAN(self.netD(fake_AB), True)
-        self.loss_G_L1 = self.criterionL1(self.fake_B, self.real_B) * self.opt.lambda_L1
-        self.loss_G = self.loss_G_GAN + self.loss_G_L1
-        self.loss_G.backward()
+        with self.autocast():
+            fake_AB = torch.cat((self.real_A, self.fake_B), 1)
+            self.loss_G_GAN = self.criterionGAN(self.netD(fake_AB), True)
+            self.loss_G_L1 = self.criterionL1(self.fake_B, self.real_B) * self.opt.lambda_L1
+            self.loss_G = self.loss_G_GAN + self.loss_G_L1
+        self.backward(self.loss_G)
 
     def optimize_parameters(self) -> None:
-        self.forward()
+        with self.autocast():
+            self.forward()
         self.set_requires_grad(self.netD, True)
         self.optimizer_D.zero_grad(set_to_none=True)
         self.backward_D()
-        self.optimizer_D.step()
+        self.step(self.optimizer_D)
         self.set_requires_grad(self.netD, False)  # G's step needs no gradient for D's weights
         self.optimizer_G.zero_grad(set_to_none=True)
         self.backward_G()
-        self.optimizer_G.step()
+        self.step(self.optimizer_G)

@@ -10,6 +10,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from util import precision
 from util.errors import I2IError
 
 from .legacy import translate_legacy_args
@@ -87,7 +88,8 @@ class BaseOptions:
         add("--direction", default="AtoB", choices=["AtoB", "BtoA"], help="AtoB or BtoA")
         add("--serial_batches", action="store_true", help="take images in order, otherwise randomly")
         add("--num_threads", default=4, type=int, help="# threads (DataLoader workers) for loading data")
-        add("--batch_size", type=int, default=1, help="input batch size")
+        add("--batch_size", type=int, default=1,
+            help="input batch size, per process: under torchrun each process takes this many images per step")
         add("--load_size", type=int, default=286, help="scale images to this size")
         add("--crop_size", type=int, default=256, help="then crop to this size")
         add("--max_dataset_size", type=int, default=float("inf"),
@@ -104,6 +106,14 @@ class BaseOptions:
             "e.g. {model}_{netG}_size{load_size}")
         add("--use_wandb", action="store_true", help="log to Weights & Biases")
         add("--wandb_project_name", type=str, default="CycleGAN-and-pix2pix", help="W&B project name")
+        # speed (docs/scaling.md); checkpoints are the same whatever these are
+        add("--amp", action="store_true", help="mixed precision: run the networks in --amp_dtype (weights stay fp32)")
+        add("--amp_dtype", default="auto", choices=list(precision.AMP_DTYPES),
+            help="auto: bf16 on the CPU and on GPUs that have it, else fp16 (with a gradient scaler)")
+        add("--channels_last", action="store_true", help="NHWC memory layout for the networks and images")
+        add("--compile", action="store_true", help="torch.compile the networks (a C++ compiler on the CPU, Triton "
+            "on GPUs); the first steps are slow while it compiles")
+        add("--no_tf32", action="store_true", help="GPUs: full fp32 matmuls and convolutions instead of TF32")
         add("--checkpoint_format", default="pth", choices=["pth", "safetensors"],
             help="network files: pth (the reference's) or safetensors (needs `pip install safetensors`); "
             "loading finds either")
@@ -192,6 +202,10 @@ class BaseOptions:
     def print_options(self, opt: argparse.Namespace) -> None:
         from util.checkpoint import atomic_write
 
+        from util.distributed import is_main
+
+        if not is_main():
+            return  # torchrun: rank 0 prints and writes the options
         text = self.format_options(opt)
         print(text, end="")
         expr_dir = Path(opt.checkpoints_dir) / opt.name

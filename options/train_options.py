@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from util.runtime import OPTIMIZER_IMPLS
+
 from .base_options import BaseOptions
 
 
@@ -50,6 +52,14 @@ class TrainOptions(BaseOptions):
         add("--pool_size", type=int, default=50, help="size of the buffer of previously generated images")
         add("--lr_policy", type=str, default="linear", choices=LR_POLICIES.names(), help="learning rate policy")
         add("--lr_decay_iters", type=int, default=50, help="step policy: multiply by 0.1 every N epochs")
+        # several processes (torchrun --nproc_per_node N train.py ...) and optimizer kernels; docs/scaling.md
+        add("--sync_bn", action="store_true", help="torchrun on GPUs: batch norm statistics over all processes")
+        add("--bucket_cap_mb", type=float, default=25.0,
+            help="torchrun: gradients are averaged across processes in flat buckets of this many MiB")
+        add("--dist_timeout", type=float, default=1800.0,
+            help="torchrun: seconds a process waits for the others in a collective before the job stops")
+        add("--optimizer_impl", default="auto", choices=list(OPTIMIZER_IMPLS),
+            help="Adam's kernel: auto picks the fused one (one pass over the weights) where this PyTorch has it")
         # evaluation during training (metrics/training.py)
         add("--eval_freq", type=int, default=0,
             help="every N epochs (and at the first and last) score the test split and keep best_net_*.pth; 0: off")
@@ -69,5 +79,8 @@ class TrainOptions(BaseOptions):
                 raise I2IError(f"--{name} must be at least 1 (got {getattr(opt, name)}).")
         if opt.n_epochs < 0 or opt.n_epochs_decay < 0 or opt.n_epochs + opt.n_epochs_decay < 1:
             raise I2IError("--n_epochs and --n_epochs_decay must be >= 0 and train at least one epoch together.")
+        for name in ("bucket_cap_mb", "dist_timeout"):
+            if getattr(opt, name) <= 0:
+                raise I2IError(f"--{name} must be positive (got {getattr(opt, name)}).")
         if opt.keep_last < 0:
             raise I2IError(f"--keep_last must be >= 0 (got {opt.keep_last}); 0 keeps every checkpoint.")

@@ -60,6 +60,11 @@ BASE_DEFAULTS = {
     # i2i additions
     "seed": None,
     "wandb_project_name": "CycleGAN-and-pix2pix",
+    "amp": False,  # speed: docs/scaling.md
+    "amp_dtype": "auto",
+    "channels_last": False,
+    "compile": False,
+    "no_tf32": False,
     "checkpoint_format": "pth",  # docs/troubleshooting.md
     "plugin": [],  # docs/plugins.md
     "no_plugin_autoload": False,
@@ -91,6 +96,11 @@ TRAIN_DEFAULTS = {
     "pool_size": 50,
     "lr_policy": "linear",
     "lr_decay_iters": 50,
+    # i2i additions: torchrun and optimizer kernels (docs/scaling.md)
+    "sync_bn": False,
+    "bucket_cap_mb": 25.0,
+    "dist_timeout": 1800.0,
+    "optimizer_impl": "auto",
     # i2i additions: docs/troubleshooting.md, util/training_state.py
     "keep_last": 0,
     "nan_policy": "stop",

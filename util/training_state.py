@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from .checkpoint import atomic_write, load_state_dict
+from .distributed import is_main
 from .divergence import DivergenceGuard, check_finite_weights
 from .errors import I2IError
 from .image_pool import ImagePool
@@ -126,6 +127,8 @@ class TrainingState:
         nets = {name: {k: v.detach().cpu().clone() for k, v in _unwrap(getattr(self.model, f"net{name}"))
                        .state_dict().items()} for name in self.model.model_names}
         check_finite_weights(nets)
+        if not is_main():
+            return  # torchrun: every rank holds the same weights; rank 0 alone writes them
         state = self._collect(nets, epoch, epoch_iter, total_iters)
         for tag in tags:
             self.model.save_networks(tag)

@@ -1,0 +1,153 @@
+"""Mixed precision and fast paths: --amp (bf16 on the CPU), --channels_last, fused Adam, --compile/--sync_bn
+messages; checkpoints trained with them load without them."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+from data import create_dataset
+from models import create_model
+from models.base_model import BaseModel, unwrap
+from options.test_options import TestOptions
+from options.train_options import TrainOptions
+from tests.helpers import aligned_dataset, tiny_args, unaligned_dataset
+from util import runtime
+from util.errors import I2IError
+
+SIZES = {"cycle_gan": ["--load_size", "32", "--crop_size", "32"],
+         "pix2pix": ["--netG", "unet_128", "--load_size", "128", "--crop_size", "128"]}
+
+
+def train_step(tmp_path, model_name: str, flags: list[str], device: str = "cpu"):
+    root = unaligned_dataset(tmp_path / "data", size=32)
+    aligned_dataset(root, size=128)
+    args = tiny_args(root, tmp_path) + ["--model", model_name, "--seed", "0", *SIZES[model_name], *flags]
+    if device != "cpu":
+        args += ["--gpu_ids", "0"]
+    opt = TrainOptions().parse(args, save=False)
+    model = create_model(opt)
+    model.setup(opt)
+    model.set_input(next(iter(create_dataset(opt))))
+    model.optimize_parameters()
+    return model, opt
+
+
+def assert_sane(model: BaseModel) -> None:
+    losses = model.get_current_losses()
+    assert all(torch.isfinite(torch.tensor(v)) for v in losses.values()), losses
+    for net in model.networks():
+        for name, param in net.named_parameters():
+            assert param.dtype == torch.float32, f"{name} is {param.dtype}: weights must stay fp32"
+            assert torch.isfinite(param).all(), name
+
+
+@pytest.mark.parametrize("model_name", sorted(SIZES))
+def test_bf16_autocast_step_on_the_cpu_is_finite_and_really_bf16(tmp_path, model_name):
+    model, _ = train_step(tmp_path, model_name, ["--amp"])
+    assert model.amp_dtype == torch.bfloat16 and model.grad_scaler is None
+    assert model.fake_B.dtype == torch.bfloat16  # the networks did run in bf16
+    assert_sane(model)
+
+
+def test_channels_last_step_keeps_nhwc_weights(tmp_path):
+    model, _ = train_step(tmp_path, "cycle_gan", ["--channels_last"])
+    conv = next(m for m in model.netG_A.modules() if isinstance(m, nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert model.real_A.is_contiguous(memory_format=torch.channels_last)
+    assert_sane(model)
+
+
+@pytest.mark.parametrize("flags", [["--amp"], ["--channels_last"], ["--amp", "--channels_last"]])
+def test_checkpoints_trained_with_fast_paths_load_without_them(tmp_path, flags):
+    trained, opt = train_step(tmp_path, "cycle_gan", flags)
+    trained.save_networks("latest")
+    args = tiny_args(tmp_path / "data", tmp_path, train=False) + [
+        "--name", opt.name, "--model", "test", "--model_suffix", "_A", "--no_dropout", "--dataroot",
+        str(tmp_path / "data" / "testA"), "--load_size", "32", "--crop_size", "32"]
+    plain = create_model(TestOptions().parse(args, save=False))
+    plain.setup(plain.opt)  # loads latest_net_G_A.pth
+    for key, value in unwrap(plain.netG).state_dict().items():
+        assert torch.equal(value, trained.netG_A.state_dict()[key].float()), key
+    image = torch.rand(1, 3, 32, 32) * 2 - 1
+    plain.set_input({"A": image, "A_paths": ["x.png"]})
+    plain.test()
+    assert plain.fake.dtype == torch.float32 and torch.isfinite(plain.fake).all()
+
+
+def test_adam_uses_the_fused_kernel_where_available(tmp_path):
+    model, _ = train_step(tmp_path, "cycle_gan", [])
+    assert runtime.fused_adam_available(torch.device("cpu"))
+    assert all(o.defaults.get("fused") for o in model.optimizers)
+    model, _ = train_step(tmp_path, "cycle_gan", ["--optimizer_impl", "for_loop"])
+    assert not any(o.defaults.get("fused") for o in model.optimizers)
+
+
+def test_fp16_on_the_cpu_is_refused_with_the_fix(tmp_path):
+    with pytest.raises(I2IError, match="--amp_dtype bf16"):
+        train_step(tmp_path, "cycle_gan", ["--amp", "--amp_dtype", "fp16"])
+
+
+def test_sync_bn_on_the_cpu_is_refused_with_the_fix(tmp_path):
+    with pytest.raises(I2IError, match="--sync_bn needs GPUs"):
+        train_step(tmp_path, "pix2pix", ["--sync_bn"])
+
+
+def test_compile_without_a_compiler_says_so(monkeypatch):
+    monkeypatch.setattr(runtime.shutil, "which", lambda name: None)
+    with pytest.raises(I2IError, match="C\\+\\+ compiler"):
+        runtime.check_compile_available(torch.device("cpu"))
+
+
+def test_compiled_networks_save_plain_keys():
+    net = nn.Sequential(nn.Conv2d(3, 4, 3))
+    compiled = torch.compile(net)  # wrapping only: nothing is compiled until it runs
+    assert unwrap(compiled) is net
+    assert list(unwrap(compiled).state_dict()) == ["0.weight", "0.bias"]
+
+
+class _Float32Model(BaseModel):
+    """A reference-style model: calls loss.backward() and optimizer.step() itself, never autocast()."""
+
+    def __init__(self, opt):
+        super().__init__(opt)
+        self.model_names, self.loss_names = ["G"], ["G"]
+        self.netG = nn.Linear(2, 1)
+        self.optimizers = [torch.optim.SGD(self.netG.parameters(), lr=0.1)]
+
+    def set_input(self, input):
+        pass
+
+    def forward(self):
+        pass
+
+    def optimize_parameters(self):
+        self.loss_G = self.netG(torch.ones(1, 2)).sum()
+        self.loss_G.backward()
+        self.optimizers[0].step()
+
+
+def test_amp_warns_once_for_a_model_that_never_autocasts(tmp_path):
+    opt = TrainOptions().parse(tiny_args(unaligned_dataset(tmp_path / "data"), tmp_path) + ["--amp"], save=False)
+    model = _Float32Model(opt)
+    model.setup(opt)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.optimize_parameters()
+        model.optimize_parameters()
+    messages = [str(w.message) for w in caught if "autocast" in str(w.message)]
+    assert len(messages) == 1 and "_Float32Model" in messages[0]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+def test_amp_step_on_the_gpu(tmp_path, dtype):
+    if dtype == "bf16" and not torch.cuda.is_bf16_supported():
+        pytest.skip("this GPU has no bf16")
+    model, _ = train_step(tmp_path, "cycle_gan", ["--amp", "--amp_dtype", dtype, "--channels_last"], device="cuda")
+    assert (model.grad_scaler is not None) == (dtype == "fp16")
+    assert_sane(model)

@@ -1,0 +1,51 @@
+"""Mixed precision (`--amp`, `--amp_dtype`): which dtype, the autocast context and the fp16 gradient scaler.
+
+Weights, optimizer state and checkpoints stay float32 in every mode; only the networks' activations are
+computed in bf16 or fp16, so a checkpoint trained with `--amp` loads and runs without it.
+
+- bf16 keeps float32's exponent range: no loss scaling needed. The CPU's choice (autocast on the CPU is bf16).
+- fp16 needs a gradient scaler (small gradients underflow otherwise): GPUs without bf16 (before Ampere).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+
+import torch
+
+from .errors import I2IError
+
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+AMP_DTYPES = ("auto", *_DTYPES)
+
+
+def amp_dtype(opt: argparse.Namespace, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of `--amp` on `device`, or None when mixed precision is off."""
+    if not getattr(opt, "amp", False):
+        return None
+    choice = getattr(opt, "amp_dtype", "auto")
+    if device.type == "cuda":
+        if choice == "auto":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if choice == "bf16" and not torch.cuda.is_bf16_supported():
+            raise I2IError(f"--amp_dtype bf16: {torch.cuda.get_device_name(device)} has no bfloat16; "
+                           "use --amp_dtype fp16 (or auto).")
+        return _DTYPES[choice]
+    if choice == "fp16":
+        raise I2IError("--amp_dtype fp16 is for GPUs; on the CPU use --amp_dtype bf16 (or auto), or drop --amp.")
+    return torch.bfloat16
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """Autocast to `dtype` on `device`'s type; a no-op context for dtype None."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def grad_scaler(device: torch.device, dtype: torch.dtype | None) -> torch.amp.GradScaler | None:
+    """A gradient scaler where the dtype needs one (fp16), else None."""
+    if dtype != torch.float16:
+        return None
+    return torch.amp.GradScaler(device.type)
