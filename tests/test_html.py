@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from util.html import HTML  # noqa: E402
+from util.html import HTML, ResultPages, page_links, page_name  # noqa: E402
 from util.images import save_image, tensor2im, tensors2ims  # noqa: E402
 
 
@@ -138,3 +138,35 @@ def test_html_escapes_names_and_has_no_refresh_by_default(tmp_path):
     parsed = _parse(tmp_path / "index.html")
     assert [a["src"] for t, a in parsed.tags if t == "img"] == ["images/%3Cscript%3Ealert%281%29%3C/script%3E.png"]
     assert not any(a.get("http-equiv") for t, a in parsed.tags if t == "meta")
+
+
+# ---- ResultPages --------------------------------------------------------------------------------------
+
+
+def test_result_pages_split_rows_and_link_each_other(tmp_path):
+    pages = ResultPages(tmp_path, "Experiment = t", per_page=2, width=48)
+    for i in range(5):
+        pages.add_row(f"in{i}", [("real_A", f"in{i}_real_A.png"), ("fake_B", f"in{i}_fake_B.png")])
+    paths = pages.save()
+    assert [p.name for p in paths] == ["index.html", "page_002.html", "page_003.html"]
+    first, last = _parse(paths[0]), _parse(paths[2])
+    assert [a["src"] for t, a in first.tags if t == "img"] == [
+        "images/in0_real_A.png", "images/in0_fake_B.png", "images/in1_real_A.png", "images/in1_fake_B.png"]
+    assert "inputs 5\u20135 of 5" in last.text and "in4" in last.text
+    assert [a["href"] for t, a in last.tags if t == "a" and not a["href"].startswith("images/")][:3] == [
+        "index.html", "page_002.html", "index.html"]  # first, previous, then the page numbers
+    assert "th" in [t for t, _ in first.tags] and first.text[first.text.index("input") + 1 : first.text.index(
+        "input") + 3] == ["real_A", "fake_B"]  # column labels
+    # A shorter rerun into the same folder leaves no stale pages behind.
+    again = ResultPages(tmp_path, "Experiment = t", per_page=2)
+    again.add_row("x", [("real_A", "x_real_A.png")])
+    assert [p.name for p in again.save()] == ["index.html"]
+    assert sorted(p.name for p in tmp_path.glob("*.html")) == ["index.html"]
+
+
+def test_page_links_stay_the_same_size_however_many_pages():
+    assert page_links(1, 1) == []
+    small, huge = page_links(50, 100), page_links(5000, 10000)
+    assert len(small) == len(huge) == 11  # first, previous, 7 neighbours, next, last
+    assert ("5000", None) in huge and ("next \u203a", "page_5001.html") in huge and huge[-1][1] == "page_10000.html"
+    assert page_links(1, 3)[0] == ("\u00ab first", None) and page_name(1) == "index.html"
