@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     dataset_size = len(dataset)
     print(f"The number of training images = {dataset_size}")
     model = create_model(opt)
+    model.data_dependent_initialize(next(iter(dataset)))  # parts sized from the data (CUT's F head), once
     model.setup(opt)  # schedulers; weights too with --continue_train
     state = resume_or_start(opt, model, dataset)  # --continue_train: the full training state, where saved
     print(state.describe())

@@ -54,6 +54,7 @@ DATASETS = Registry("dataset mode", base=BaseDataset, option="dataset_mode", leg
 
 # Built-in modes register themselves on import; explicit imports keep the list visible and greppable.
 from . import aligned_dataset, single_dataset, template_dataset, unaligned_dataset  # noqa: E402
+from . import colorization_dataset  # noqa: E402
 
 SamplerArg = torch.utils.data.Sampler | Callable[[torch.utils.data.Dataset], torch.utils.data.Sampler] | None
 

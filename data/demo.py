@@ -2,6 +2,7 @@
 
     make_unaligned_demo(DEMO_UNALIGNED)   # trainA/ trainB/ testA/ testB/  (CycleGAN layout)
     make_aligned_demo(DEMO_ALIGNED)       # train/ test/ of A|B side-by-side images (pix2pix layout)
+    make_colorization_demo()              # train/ test/ of the unaligned scenes (both domains), for colorization
 
 Unaligned: A = random scenes of circles, boxes and triangles in warm colours (orange/red on pale yellow);
 B = the same kind of scenes in cool colours (blue/teal on dark navy). The translation is a recolouring that a
@@ -14,6 +15,7 @@ B = a "photo" of the same layout (shaded, gradient-filled shapes on a textured b
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,7 @@ from PIL import Image, ImageDraw
 DEMO_ROOT_DEFAULT = Path("datasets/demo")
 DEMO_UNALIGNED = DEMO_ROOT_DEFAULT / "demo_unaligned"
 DEMO_ALIGNED = DEMO_ROOT_DEFAULT / "demo_aligned"
+DEMO_COLORIZATION = DEMO_ROOT_DEFAULT / "demo_colorization"
 
 N_TRAIN, N_TEST, SIZE = 48, 8, 128
 _VERSION = 1  # bump when the drawing changes, so old folders are redrawn
@@ -67,6 +70,21 @@ def make_aligned_demo(root: Path = DEMO_ALIGNED, *, n_train: int = N_TRAIN, n_te
         pair.paste(label, (0, 0))
         pair.paste(photo, (size, 0))
         _save(pair, root / name)
+    _mark(root, config)
+    return root
+
+
+def make_colorization_demo(root: Path = DEMO_COLORIZATION, *, source: Path = DEMO_UNALIGNED) -> Path:
+    """Write `root/{train,test}`: the unaligned demo's colour scenes of both domains, for `--model colorization`."""
+    root, source = Path(root), make_unaligned_demo(source)
+    files = {f"{split}/{domain}_{p.name}": p for split in ("train", "test") for domain in "AB"
+             for p in sorted((source / f"{split}{domain}").glob("*.png"))}
+    config = {"kind": "colorization", "version": _VERSION, "files": len(files)}
+    if _complete(root, config, files):
+        return root
+    for name, path in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, root / name)
     _mark(root, config)
     return root
 

@@ -63,6 +63,15 @@ class BaseModel(ABC):
         """Add model-specific options or change defaults of existing ones."""
         return parser
 
+    @classmethod
+    def preset_defaults(cls, opt: argparse.Namespace) -> dict[str, Any]:
+        """Option defaults that depend on other parsed options (CUT's --CUT_mode presets); typed values win."""
+        return {}
+
+    def data_dependent_initialize(self, data: dict[str, Any]) -> None:
+        """Called once by train.py with the first batch, before the first `optimize_parameters`: build what
+        needs the data's shapes (CUT's F head) and register its optimizer with `add_optimizer`."""
+
     @abstractmethod
     def set_input(self, input: dict[str, Any]) -> None:
         """Unpack one batch from the data loader (and move it to the device)."""
@@ -112,6 +121,12 @@ class BaseModel(ABC):
         params = [p for net in nets for p in net.parameters()]
         return torch.optim.Adam(params, lr=self.opt.lr, betas=(self.opt.beta1, 0.999),
                                 **runtime.optimizer_kwargs(self.opt, self.device))
+
+    def add_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        """Add an optimizer made after `setup` (e.g. in `data_dependent_initialize`), with its LR scheduler."""
+        self.optimizers.append(optimizer)
+        if hasattr(self, "schedulers"):
+            self.schedulers.append(build_scheduler(optimizer, self.opt))
 
     def setup(self, opt: argparse.Namespace | None = None) -> None:
         """Check the name lists, make schedulers, load weights for testing or --continue_train."""

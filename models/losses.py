@@ -68,6 +68,20 @@ class WGANGPCriterion(GANCriterion):
         return -prediction.mean() if target_is_real else prediction.mean()
 
 
+@GAN_LOSSES.register("nonsaturating")
+class NonSaturatingCriterion(GANCriterion):
+    """Non-saturating logistic loss: softplus(-D) for real, softplus(D) for fake (CUT's name for it).
+
+    Numerically the same as `vanilla` (BCE with logits against 1/0 is exactly these softplus terms); the
+    name exists so CUT's `--gan_mode nonsaturating` command lines run unchanged.
+    """
+
+    uses_labels = False
+
+    def loss(self, prediction: Tensor, target: Tensor | None, target_is_real: bool) -> Tensor:
+        return F.softplus(-prediction).mean() if target_is_real else F.softplus(prediction).mean()
+
+
 class GANLoss(nn.Module):
     """The adversarial loss selected by `--gan_mode`; `GANLoss(mode)(prediction, target_is_real) -> scalar`.
 

@@ -40,6 +40,7 @@ NORMS = Registry("norm layer", option="norm")
 INIT_TYPES = Registry("init type", option="init_type")
 
 from . import patchgan, resnet, unet  # noqa: E402  (built-in families register themselves)
+from . import antialias_patchgan, cut_resnet, global_discriminator, unet_upsample  # noqa: E402
 from .init import init_weights  # noqa: E402
 from .norm import NormLayer, conv_bias_for, get_norm_layer  # noqa: E402
 

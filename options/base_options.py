@@ -146,6 +146,11 @@ class BaseOptions:
         model_class = MODELS.get(opt.model)
         parser = model_class.modify_commandline_options(parser, self.is_train)
         opt, _ = parser.parse_known_args(argv)
+        # Defaults that depend on parsed values (e.g. CUT's --CUT_mode presets); typed values still win.
+        presets = model_class.preset_defaults(opt) if hasattr(model_class, "preset_defaults") else {}
+        known = {action.dest for action in parser._actions}
+        parser.set_defaults(**{key: value for key, value in presets.items() if key in known})
+        opt, _ = parser.parse_known_args(argv)
         parser = DATASETS.get(opt.dataset_mode).modify_commandline_options(parser, self.is_train)
         opt, _ = parser.parse_known_args(argv)
         if opt.dataroot is None:

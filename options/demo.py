@@ -21,14 +21,16 @@ def apply_demo_defaults(parser: argparse.ArgumentParser, model_class: type, is_t
 
 def prepare_demo_data(opt: argparse.Namespace) -> Path:
     """Generate (once) the demo dataset that fits `opt.dataset_mode` and return its --dataroot."""
-    from data.demo import make_aligned_demo, make_unaligned_demo
+    from data.demo import make_aligned_demo, make_colorization_demo, make_unaligned_demo
 
     if opt.dataset_mode == "unaligned":
         return make_unaligned_demo()
     if opt.dataset_mode == "aligned":
         return make_aligned_demo()
+    if opt.dataset_mode == "colorization":
+        return make_colorization_demo()
     if opt.dataset_mode == "single":
         side = "B" if opt.direction == "BtoA" else "A"
         return make_unaligned_demo() / f"{opt.phase}{side}"
     raise I2IError(f"--dataroot is required for --dataset_mode {opt.dataset_mode} (i2i's demo data covers "
-                   "unaligned, aligned and single). Pass --dataroot PATH to your dataset.")
+                   "unaligned, aligned, single and colorization). Pass --dataroot PATH to your dataset.")

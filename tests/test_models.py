@@ -18,17 +18,18 @@ TRAINABLE = [name for name in MODELS.names() if name != "test"]
 
 def make_model(name: str, tmp_path, extra: list[str] = ()):
     size = 32
-    if name == "cycle_gan":
-        root = unaligned_dataset(tmp_path / "data", size=size)
-    else:
-        root = aligned_dataset(tmp_path / "data", size=size)
+    root = unaligned_dataset(tmp_path / "data", size=size)
+    aligned_dataset(root, size=size)  # one root that every built-in dataset mode reads
     args = tiny_args(root, tmp_path, size) + ["--model", name, "--seed", "0", *extra]
+    args += list(getattr(MODELS.get(name), "contract_options", []))
     if name == "pix2pix":
         args += ["--netG", "unet_128", "--load_size", "128", "--crop_size", "128", "--preprocess", "resize_and_crop"]
     opt = TrainOptions().parse(args, save=False)
     model = create_model(opt)
+    batch = next(iter(create_dataset(opt)))
+    model.data_dependent_initialize(batch)  # as train.py does
     model.setup(opt)
-    return model, opt, next(iter(create_dataset(opt)))
+    return model, opt, batch
 
 
 @pytest.mark.parametrize("name", TRAINABLE)

@@ -26,7 +26,8 @@ from util.errors import I2IError
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared/fixtures/reference/networks"
 G_SIDE = {"unet_256": 256, "unet_128": 128}  # U-Nets need sides divisible by 2**levels; others take 32
-D_OUT_SIDE = {"basic": 2, "n_layers": 2, "pixel": 32}  # logit map side for a 32x32 input
+D_OUT_SIDE = {"basic": 2, "n_layers": 2, "pixel": 32,  # logit map side for a 32x32 input
+              "antialias_basic": 2, "antialias_n_layers": 2, "global": 1}
 
 
 def n_params(net: nn.Module) -> int:

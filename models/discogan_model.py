@@ -1,0 +1,103 @@
+"""DiscoGAN: unpaired A <-> B with two generators, two discriminators and an L2 reconstruction loss.
+
+Kim et al., "Learning to Discover Cross-Domain Relations with Generative Adversarial Networks", ICML 2017.
+G_AB: A -> B, G_BA: B -> A; D_B judges domain B, D_A judges domain A. Generator objective:
+
+    GAN(D_B(G_AB(A))) + GAN(D_A(G_BA(B)))
+    + lambda_rec * ( ||G_BA(G_AB(A)) - A||^2 + ||G_AB(G_BA(B)) - B||^2 )      (reconstruction, mean squared)
+
+Differences from CycleGAN, as in the paper: squared (not absolute) reconstruction error, the vanilla
+cross-entropy GAN loss, no history pool and no identity term, batch norm. Each iteration updates the
+discriminators first, then the generators.
+
+Default networks (all can be changed with --netG/--netD/--norm): `unet_upsample`, an encoder-decoder of
+stride-2 convolutions whose decoder upsamples by nearest neighbour + convolution, and `global`, a
+discriminator that gives one score per image like the paper's. The paper's generator has no skip
+connections; `unet_upsample` adds them (they keep the shape and position of the input, which is what the
+demo translations need); pass --netG resnet_6blocks for a skip-free alternative with residual blocks.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import MODELS
+from .base_model import BaseModel
+from .losses import GANLoss, gradient_penalty
+
+
+@MODELS.register("discogan")
+class DiscoGANModel(BaseModel):
+    """DiscoGAN: unpaired A <-> B with L2 reconstruction and vanilla GAN (G_AB, G_BA, D_A, D_B)."""
+
+    demo_options = dict(name="demo_discogan", ngf=16, ndf=16, load_size=72, crop_size=64,
+                        n_epochs=10, n_epochs_decay=10, display_freq=96, print_freq=48, save_epoch_freq=10)
+    contract_options: list[str] = []
+
+    @classmethod
+    def modify_commandline_options(cls, parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
+        parser.set_defaults(netG="unet_upsample", netD="global", norm="batch", dataset_mode="unaligned")
+        if is_train:
+            parser.set_defaults(gan_mode="vanilla", pool_size=0)
+            parser.add_argument("--lambda_rec", type=float, default=1.0,
+                                help="weight of the L2 reconstruction loss (both directions)")
+        return parser
+
+    def __init__(self, opt: argparse.Namespace) -> None:
+        super().__init__(opt)
+        self.loss_names = ["D_A", "G_BA", "rec_A", "D_B", "G_AB", "rec_B"]
+        self.visual_names = ["real_A", "fake_B", "rec_A", "real_B", "fake_A", "rec_B"]
+        self.model_names = ["G_AB", "G_BA", "D_A", "D_B"] if self.isTrain else ["G_AB", "G_BA"]
+        self.netG_AB = self.generator(opt.input_nc, opt.output_nc)
+        self.netG_BA = self.generator(opt.output_nc, opt.input_nc)
+        if not self.isTrain:
+            return
+        self.netD_A = self.discriminator(opt.input_nc)
+        self.netD_B = self.discriminator(opt.output_nc)
+        self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
+        self.criterionRec = nn.MSELoss()
+        self.optimizer_G = self.adam(self.netG_AB, self.netG_BA)
+        self.optimizer_D = self.adam(self.netD_A, self.netD_B)
+        self.optimizers = [self.optimizer_G, self.optimizer_D]
+
+    def set_input(self, input: dict[str, Any]) -> None:
+        self.set_paired_input(input)
+
+    def forward(self) -> None:
+        self.fake_B = self.netG_AB(self.real_A)
+        self.rec_A = self.netG_BA(self.fake_B)
+        self.fake_A = self.netG_BA(self.real_B)
+        self.rec_B = self.netG_AB(self.fake_A)
+
+    def discriminator_loss(self, netD: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        fake = fake.detach()
+        loss = self.criterionGAN(netD(real), True) + self.criterionGAN(netD(fake), False)
+        if self.criterionGAN.uses_gradient_penalty:
+            loss = loss + gradient_penalty(netD, real, fake)
+        return loss
+
+    def backward_G(self) -> None:
+        lambda_rec = self.opt.lambda_rec
+        self.loss_G_AB = self.criterionGAN(self.netD_B(self.fake_B), True)
+        self.loss_G_BA = self.criterionGAN(self.netD_A(self.fake_A), True)
+        self.loss_rec_A = self.criterionRec(self.rec_A, self.real_A) * lambda_rec
+        self.loss_rec_B = self.criterionRec(self.rec_B, self.real_B) * lambda_rec
+        self.loss_G = self.loss_G_AB + self.loss_G_BA + self.loss_rec_A + self.loss_rec_B
+        self.loss_G.backward()
+
+    def optimize_parameters(self) -> None:
+        self.forward()
+        self.set_requires_grad([self.netD_A, self.netD_B], True)
+        self.optimizer_D.zero_grad(set_to_none=True)
+        self.loss_D_A = self.discriminator_loss(self.netD_A, self.real_A, self.fake_A)
+        self.loss_D_B = self.discriminator_loss(self.netD_B, self.real_B, self.fake_B)
+        (self.loss_D_A + self.loss_D_B).backward()
+        self.optimizer_D.step()
+        self.set_requires_grad([self.netD_A, self.netD_B], False)
+        self.optimizer_G.zero_grad(set_to_none=True)
+        self.backward_G()
+        self.optimizer_G.step()
