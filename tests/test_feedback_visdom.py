@@ -113,7 +113,7 @@ def test_training_fills_the_visdom_windows(tmp_path, visdom_server):
     assert pixels[3:35, 3:35].std() > 5  # a real image in the first tile
     labels = json.loads(vis.get_window_data(win="3", env="i2i_test"))["content"]
     for name in ("real_A", "fake_B", "rec_A", "idt_B"):
-        assert f"<td>{name}</td>" in labels
+        assert f">{name}</td>" in labels
     options = json.loads(vis.get_window_data(win="1_options", env="i2i_test"))["content"]
     assert "<td>display_env</td><td>i2i_test</td>" in options and "<td>ngf</td><td>8</td>" in options
 
