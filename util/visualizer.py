@@ -14,6 +14,7 @@ Differences from the reference, on purpose:
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import logging
@@ -30,6 +31,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .distributed import is_main
 from .errors import I2IError
 from .html import HTML, ResultPages
 from .images import save_image, tensor2im, tensors2ims
@@ -107,6 +109,17 @@ class _VisdomLink:
                            "i2i retries every %d s.", reason, int(RETRY_SECONDS))
 
 
+def _main_process_only(method: Callable[..., None]) -> Callable[..., None]:
+    """Under torchrun only rank 0 prints, logs, writes pages and talks to visdom/wandb; elsewhere a no-op."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
+        if is_main():
+            method(self, *args, **kwargs)
+
+    return wrapper
+
+
 class Visualizer:
     """What train.py reports through: `print_current_losses`, `plot_current_losses`, `display_current_results`.
 
@@ -130,7 +143,8 @@ class Visualizer:
         if self.display_id > 0:
             self.visdom = _VisdomLink(getattr(opt, "display_server", "http://localhost"),
                                       int(getattr(opt, "display_port", 8097)), getattr(opt, "display_env", "main"))
-        self.wandb, self._owns_wandb_run = _start_wandb(opt) if getattr(opt, "use_wandb", False) else (None, False)
+        use_wandb = getattr(opt, "use_wandb", False) and is_main()  # torchrun: rank 0 reports for the job
+        self.wandb, self._owns_wandb_run = _start_wandb(opt) if use_wandb else (None, False)
         self.tensorboard = _start_tensorboard(opt, run_dir) if getattr(opt, "use_tensorboard", False) else None
         self.plot_data: dict[str, list] = {"X": [], "Y": [], "legend": []}
         self._plotted = (0, 0)  # (visdom connection, points it holds): what the next plot may append to
@@ -150,6 +164,7 @@ class Visualizer:
 
     # ---- images ------------------------------------------------------------------------------------
 
+    @_main_process_only
     def display_current_results(self, visuals: Mapping[str, torch.Tensor], epoch: int, save_result: bool) -> None:
         """Show the first image of each visual in visdom/wandb/TensorBoard; write them and the web page when
         `save_result` is set or nothing was saved yet this epoch."""
@@ -281,6 +296,7 @@ class Visualizer:
 
     # ---- losses ------------------------------------------------------------------------------------
 
+    @_main_process_only
     def plot_current_losses(self, epoch: int, counter_ratio: float, losses: Mapping[str, float]) -> None:
         """Add a point at x = epoch + counter_ratio to the loss plot (visdom) and log the losses (wandb)."""
         if not self.plot_data["legend"]:
@@ -313,6 +329,7 @@ class Visualizer:
             vis.line(X=x, Y=y, win=win, update="append")
         self._plotted = (self.visdom.connections, len(self.plot_data["X"]))
 
+    @_main_process_only
     def print_current_losses(self, epoch: int, iters: int, losses: Mapping[str, float], t_comp: float, t_data: float,
                              total_iters: int | None = None, dataset_size: int | None = None) -> None:
         """Print the reference's loss line and append it to loss_log.txt, plus a JSON record to loss_log.jsonl.
@@ -345,6 +362,7 @@ class Visualizer:
             for name, value in losses.items():
                 self.tensorboard.add_scalar(f"loss/{name}", float(value), self._step)
 
+    @_main_process_only
     def close(self) -> None:
         """End of training: rewrite the pages without auto-refresh and finish a wandb run we started."""
         if self._page_written:
