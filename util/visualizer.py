@@ -145,7 +145,8 @@ class Visualizer:
                                       int(getattr(opt, "display_port", 8097)), getattr(opt, "display_env", "main"))
         use_wandb = getattr(opt, "use_wandb", False) and is_main()  # torchrun: rank 0 reports for the job
         self.wandb, self._owns_wandb_run = _start_wandb(opt) if use_wandb else (None, False)
-        self.tensorboard = _start_tensorboard(opt, run_dir) if getattr(opt, "use_tensorboard", False) else None
+        use_tensorboard = getattr(opt, "use_tensorboard", False) and is_main()
+        self.tensorboard = _start_tensorboard(opt, run_dir) if use_tensorboard else None
         self.plot_data: dict[str, list] = {"X": [], "Y": [], "legend": []}
         self._plotted = (0, 0)  # (visdom connection, points it holds): what the next plot may append to
         self._options_shown = 0  # the visdom connection that has the options pane
