@@ -240,18 +240,23 @@ class CUTModel(BaseModel):
     def optimize_parameters(self) -> None:
         if not self.f_ready:  # train.py calls data_dependent_initialize first; other callers may not
             self._build_F()
-        self.forward()
+        with self.autocast():
+            self.forward()
         # D first, on the detached output.
         self.set_requires_grad(self.netD, True)
         self.optimizer_D.zero_grad(set_to_none=True)
-        self.compute_D_loss().backward()
-        self.optimizer_D.step()
+        with self.autocast():
+            loss_D = self.compute_D_loss()
+        self.backward(loss_D)
+        self.step(self.optimizer_D)
         # Then G and F together; D's weights need no gradient for that.
         self.set_requires_grad(self.netD, False)
         self.optimizer_G.zero_grad(set_to_none=True)
         if self.optimizer_F is not None:
             self.optimizer_F.zero_grad(set_to_none=True)
-        self.compute_G_loss().backward()
-        self.optimizer_G.step()
+        with self.autocast():
+            loss_G = self.compute_G_loss()
+        self.backward(loss_G)
+        self.step(self.optimizer_G)
         if self.optimizer_F is not None:
-            self.optimizer_F.step()
+            self.step(self.optimizer_F)

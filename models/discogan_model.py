@@ -80,24 +80,30 @@ class DiscoGANModel(BaseModel):
             loss = loss + gradient_penalty(netD, real, fake)
         return loss
 
-    def backward_G(self) -> None:
+    def generator_loss(self) -> torch.Tensor:
         lambda_rec = self.opt.lambda_rec
         self.loss_G_AB = self.criterionGAN(self.netD_B(self.fake_B), True)
         self.loss_G_BA = self.criterionGAN(self.netD_A(self.fake_A), True)
         self.loss_rec_A = self.criterionRec(self.rec_A, self.real_A) * lambda_rec
         self.loss_rec_B = self.criterionRec(self.rec_B, self.real_B) * lambda_rec
         self.loss_G = self.loss_G_AB + self.loss_G_BA + self.loss_rec_A + self.loss_rec_B
-        self.loss_G.backward()
+        return self.loss_G
 
     def optimize_parameters(self) -> None:
-        self.forward()
+        with self.autocast():
+            self.forward()
+        # Discriminators first, on the detached translations.
         self.set_requires_grad([self.netD_A, self.netD_B], True)
         self.optimizer_D.zero_grad(set_to_none=True)
-        self.loss_D_A = self.discriminator_loss(self.netD_A, self.real_A, self.fake_A)
-        self.loss_D_B = self.discriminator_loss(self.netD_B, self.real_B, self.fake_B)
-        (self.loss_D_A + self.loss_D_B).backward()
-        self.optimizer_D.step()
+        with self.autocast():
+            self.loss_D_A = self.discriminator_loss(self.netD_A, self.real_A, self.fake_A)
+            self.loss_D_B = self.discriminator_loss(self.netD_B, self.real_B, self.fake_B)
+        self.backward(self.loss_D_A + self.loss_D_B)
+        self.step(self.optimizer_D)
+        # Then both generators together.
         self.set_requires_grad([self.netD_A, self.netD_B], False)
         self.optimizer_G.zero_grad(set_to_none=True)
-        self.backward_G()
-        self.optimizer_G.step()
+        with self.autocast():
+            loss_G = self.generator_loss()
+        self.backward(loss_G)
+        self.step(self.optimizer_G)

@@ -240,3 +240,16 @@ def test_cut_trains_and_tests_through_the_drivers(tmp_path):
                              + ["--results_dir", str(tmp_path / "res")])
     images = {p.name for p in (tmp_path / "res" / "cut_run" / "test_latest" / "images").iterdir()}
     assert {"000_real_A.png", "000_fake_B.png", "000_real_B.png"} <= images
+
+
+def test_amp_step_runs_the_networks_in_bfloat16(tmp_path):
+    opt = cut_options(tmp_path, "--amp")
+    model = create_model(opt)
+    batch = next(iter(create_dataset(opt)))
+    model.data_dependent_initialize(batch)
+    model.setup(opt)
+    model.set_input(batch)
+    model.optimize_parameters()
+    assert model.fake_B.dtype == torch.bfloat16
+    assert all(math.isfinite(v) for v in model.get_current_losses().values())
+    assert all(p.dtype == torch.float32 for net in model.networks() for p in net.parameters())
