@@ -60,12 +60,12 @@ BASE_DEFAULTS = {
     # i2i additions
     "seed": None,
     "wandb_project_name": "CycleGAN-and-pix2pix",
+    "checkpoint_format": "pth",  # docs/troubleshooting.md
     "amp": False,  # speed: docs/scaling.md
     "amp_dtype": "auto",
     "channels_last": False,
     "compile": False,
     "no_tf32": False,
-    "checkpoint_format": "pth",  # docs/troubleshooting.md
     "plugin": [],  # docs/plugins.md
     "no_plugin_autoload": False,
     "list": False,
@@ -104,6 +104,12 @@ TRAIN_DEFAULTS = {
     # i2i additions: docs/troubleshooting.md, util/training_state.py
     "keep_last": 0,
     "nan_policy": "stop",
+    # i2i additions: live feedback (README) and evaluation during training (metrics/training.py)
+    "use_tensorboard": False,
+    "eval_freq": 0,
+    "eval_metric": "fid",
+    "inception_weights": None,
+    "lpips_weights": None,
 }
 
 # Section 1.4; the reference's load_size=256 becomes "follow --crop_size" in i2i (checked separately).
@@ -115,6 +121,11 @@ TEST_DEFAULTS = {
     "num_test": 50,
     "model": "test",
     "load_size": None,  # resolved to --crop_size after parsing
+    # i2i additions: any-size, tiled and exported inference (util/tiling.py, export.py)
+    "backend": "torch",
+    "tile": 0,
+    "tile_overlap": 32,
+    "tile_stat_passes": 2,
 }
 
 TRAIN_ONLY = set(TRAIN_DEFAULTS) - {"phase"}
