@@ -10,6 +10,7 @@ images/<name>_<visual>.png as the reference names them, and images/<visual>/<nam
 
 from __future__ import annotations
 
+import util.cpu_setup  # noqa: F401, I001  (first, before torch: OpenMP reads its settings once)
 from pathlib import Path
 
 from data import create_dataset

@@ -68,9 +68,12 @@ class TemplateModel(BaseModel):
         self.fake_B = self.netG(self.real_A)
 
     def optimize_parameters(self) -> None:
-        """One training iteration: forward, loss, backward, step."""
-        self.forward()
+        """One training iteration: forward, loss, backward, step. `self.autocast()`, `self.backward(loss)` and
+        `self.step(optimizer)` are what make --amp work (plain `loss.backward()`/`optimizer.step()` also train,
+        in float32, and under torchrun too)."""
+        with self.autocast():
+            self.forward()
+            self.loss_G = self.criterion(self.fake_B, self.real_B) * self.opt.lambda_regression
         self.optimizer.zero_grad(set_to_none=True)
-        self.loss_G = self.criterion(self.fake_B, self.real_B) * self.opt.lambda_regression
-        self.loss_G.backward()
-        self.optimizer.step()
+        self.backward(self.loss_G)
+        self.step(self.optimizer)

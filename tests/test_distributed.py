@@ -91,3 +91,57 @@ def test_a_failure_on_one_rank_ends_the_job_with_its_message(tmp_path):
     assert result.returncode != 0
     assert "error: [rank 1] injected failure for the test" in result.stderr, result.stderr[-3000:]
     assert not (tmp_path / "fail" / "weights_rank0.pt").exists()
+
+
+def _collectives_worker(rank: int, init_file: str, results: str) -> None:
+    """One of two gloo processes: the gradient-averaging hook on hand-made parameters."""
+    import torch.distributed as dist
+
+    from util import distributed
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    distributed.install_gradient_averaging(bucket_bytes=16)  # a few floats per bucket: many buckets
+    torch.manual_seed(rank)  # different starting values on each rank
+    used, unused_here, unused_anywhere = (torch.nn.Parameter(torch.randn(3, 2)) for _ in range(3))
+    optimizer = torch.optim.SGD([used, unused_here, unused_anywhere], lr=1.0)
+    used.grad = torch.full((3, 2), float(rank + 1))  # mean over the ranks: 1.5
+    if rank == 0:
+        unused_here.grad = torch.full((3, 2), 4.0)  # rank 1 has none: the mean is 2.0
+    start = [p.detach().clone() for p in (used, unused_here, unused_anywhere)]
+    optimizer.step()  # first step: rank 0's parameters are broadcast, then gradients averaged
+    start0 = [t.clone() for t in start]
+    for t in start0:
+        dist.broadcast(t, src=0)
+    torch.save({"params": [p.detach() for p in (used, unused_here, unused_anywhere)], "start0": start0,
+                "grads": [used.grad, unused_here.grad, unused_anywhere.grad]}, f"{results}/{rank}.pt")
+    distributed.uninstall_gradient_averaging()
+    dist.destroy_process_group()
+
+
+def test_averaging_hook_buckets_missing_gradients_and_first_step_broadcast(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_collectives_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2)
+    r0, r1 = (torch.load(tmp_path / f"{r}.pt", weights_only=True) for r in (0, 1))
+    for a, b in zip(r0["params"], r1["params"]):
+        assert torch.equal(a, b)
+    used, unused_here, unused_anywhere = r0["params"]
+    start_used, start_here, start_anywhere = r0["start0"]
+    torch.testing.assert_close(used, start_used - 1.5)
+    torch.testing.assert_close(unused_here, start_here - 2.0)
+    torch.testing.assert_close(unused_anywhere, start_anywhere)  # no gradient anywhere: not stepped
+    assert r0["grads"][2] is None and r1["grads"][2] is None
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs")
+def test_two_gpu_processes_with_nccl_end_identical(tmp_path):
+    data = unaligned_dataset(tmp_path / "data", count=4, size=32)
+    args = [*[a if a != "-1" else "0" for a in COMMON], *MODELS["cycle_gan"][1], "--dataroot", str(data),
+            "--name", "run", "--amp", "--channels_last"]
+    env_args = {"OMP_NUM_THREADS": "1"}
+    result = launch(tmp_path / "gpu", args, nproc=2, extra_env=env_args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    r0, r1 = (torch.load(tmp_path / "gpu" / f"weights_rank{r}.pt", weights_only=True) for r in (0, 1))
+    for key in r0["weights"]:
+        assert torch.equal(r0["weights"][key], r1["weights"][key]), key

@@ -163,10 +163,17 @@ def _collective(what: str) -> Iterator[None]:
 
 def broadcast_int(value: int) -> int:
     """Rank 0's `value` on every rank."""
-    box = torch.tensor([value], dtype=torch.int64)
+    box = torch.tensor([value], dtype=torch.int64, device=_collective_device())
     with _collective("broadcasting a seed"):
         dist.broadcast(box, src=0)
     return int(box.item())
+
+
+def _collective_device() -> torch.device:
+    """Where small bookkeeping tensors must live for the backend: the current GPU for NCCL, else the CPU."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 def _buckets(tensors: list[torch.Tensor], bucket_bytes: int) -> Iterator[list[torch.Tensor]]:
@@ -239,7 +246,7 @@ def average_gradients(params: list[torch.Tensor], bucket_bytes: int | None = Non
     if not is_distributed() or not params:
         return
     bucket_bytes = bucket_bytes or _STATE.bucket_bytes
-    present = torch.tensor([p.grad is not None for p in params], dtype=torch.int32)
+    present = torch.tensor([p.grad is not None for p in params], dtype=torch.int32, device=_collective_device())
     with _collective("averaging gradients"):
         dist.all_reduce(present)  # the same model code can still leave a parameter unused on one rank only
     grads = []

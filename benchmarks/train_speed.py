@@ -1,0 +1,176 @@
+"""Time i2i's own training iterations (`model.set_input` + `model.optimize_parameters`, as train.py runs them).
+
+    python benchmarks/train_speed.py                        # every config x variant on the CPU; table + JSON
+    python benchmarks/train_speed.py --quick                # a smoke run at tiny widths and sizes
+    python benchmarks/train_speed.py --configs cycle_gan_128 --variants fp32 --profile
+    python benchmarks/train_speed.py --device cuda --batch_sizes 1,8 --json results/train_gpu.json
+
+Each config x variant runs in its own process on synthetic images (data loading is timed separately, per
+image, through i2i's dataset classes on JPEG files of the config's size). Reported: seconds per iteration
+(median of repeats x iters after warm-up, with the spread), FLOPs per iteration (torch.utils.flop_counter),
+achieved GFLOP/s and its fraction of the convolution peak measured in the same process (benchmarks/common.py),
+peak memory, page faults per iteration, and the reference's figures on the machine it was measured on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402  (benchmarks/common.py; puts the repository on sys.path)
+import torch  # noqa: E402
+
+# name: (options, batch size); the reference's defaults otherwise (ngf/ndf 64, resnet_9blocks, PatchGAN, ...)
+CONFIGS = {
+    "cycle_gan_128": (["--model", "cycle_gan", "--load_size", "128", "--crop_size", "128"], 1),
+    "cycle_gan_256": (["--model", "cycle_gan", "--load_size", "256", "--crop_size", "256"], 1),
+    "pix2pix_256": (["--model", "pix2pix", "--load_size", "256", "--crop_size", "256"], 1),
+    "pix2pix_unet128_bs4": (["--model", "pix2pix", "--netG", "unet_128", "--load_size", "128", "--crop_size", "128"],
+                            4),
+}
+QUICK = ["--ngf", "8", "--ndf", "8"]
+QUICK_SIZE = {"cycle_gan_128": 64, "cycle_gan_256": 64, "pix2pix_256": 256, "pix2pix_unet128_bs4": 128}
+
+# The reference on the 2-core CPU it was measured on (issue 6): s/it of two runs, FLOP/it, fraction of the
+# forward+backward conv rate, and i2i's target speed-up.
+REFERENCE = {
+    "cycle_gan_128": {"s_it": (5.33, 4.63), "gflop": 469, "fraction": (0.67, 0.70), "target": 1.25},
+    "cycle_gan_256": {"s_it": (18.9, 16.6), "gflop": 1879, "fraction": (0.75, 0.78), "target": 1.1},
+    "pix2pix_256": {"s_it": (1.16, 1.25), "gflop": 87, "fraction": (0.57, 0.48), "target": 1.6},
+    "pix2pix_unet128_bs4": {"s_it": (1.20, 1.18), "gflop": 85, "fraction": (0.53, 0.50), "target": 1.6},
+}
+
+
+def build_model(name: str, variant: str, batch: int, device: torch.device, quick: bool, tmp: str):
+    from models import create_model
+    from options.train_options import TrainOptions
+
+    args, _ = CONFIGS[name]
+    if quick:
+        size = str(QUICK_SIZE[name])
+        args = [*args, *QUICK, "--load_size", size, "--crop_size", size]
+    argv = ["--dataroot", tmp, "--checkpoints_dir", tmp, "--display_id", "0", "--batch_size", str(batch),
+            "--gpu_ids", "0" if device.type == "cuda" else "-1", *args, *common.VARIANTS[variant]]
+    opt = TrainOptions().parse(argv, save=False)
+    torch.manual_seed(0)
+    model = create_model(opt)
+    model.setup(opt)
+    return model, opt
+
+
+def synthetic_batch(opt: argparse.Namespace, batch: int) -> dict:
+    size = opt.crop_size
+    return {"A": torch.rand(batch, opt.input_nc, size, size) * 2 - 1, "B": torch.rand(batch, opt.output_nc, size, size)
+            * 2 - 1, "A_paths": [f"a{i}.png" for i in range(batch)], "B_paths": [f"b{i}.png" for i in range(batch)]}
+
+
+def data_cost(opt: argparse.Namespace, tmp: str, count: int = 8) -> float:
+    """Milliseconds to load and augment one training sample (JPEG decode, resize, crop, flip, to tensor)."""
+    import numpy as np
+    from PIL import Image
+
+    from data import DATASETS
+
+    rng = np.random.default_rng(0)
+    root = Path(tmp) / "data"
+    side = opt.load_size + 30  # a little larger than --load_size, as real datasets are
+    for folder, width in (("trainA", side), ("trainB", side), ("train", 2 * side)):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            pixels = rng.integers(0, 256, size=(side, width, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / folder / f"{i}.jpg", quality=90)
+    data_opt = argparse.Namespace(**{**vars(opt), "dataroot": str(root), "phase": "train"})
+    dataset = DATASETS.get(opt.dataset_mode)(data_opt)
+    dataset[0]
+    start = time.perf_counter()
+    for i in range(count):
+        dataset[i]
+    return (time.perf_counter() - start) / count * 1000
+
+
+def child(argv: list[str], args: argparse.Namespace) -> None:
+    name, variant, batch = argv[0], argv[1], int(argv[2])
+    device = common.device_of(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        model, opt = build_model(name, variant, batch, device, args.quick, tmp)
+        data = synthetic_batch(opt, batch)
+
+        def step() -> None:
+            model.set_input(data)
+            model.optimize_parameters()
+            model.current_loss_tensors()
+
+        amp, channels_last = "amp" in variant, "channels_last" in variant
+        peak = common.ConvPeak(device, backward=True, amp=amp, channels_last=channels_last)
+        step()  # first call: allocations, kernel choices
+        flops = common.count_flops(step)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        faults = common.minor_faults()
+        times = common.time_interleaved(step, peak, device, args.warmup, args.repeats, args.iters)
+        faults = (common.minor_faults() - faults) / max(1, args.warmup + len(times))
+        if args.profile:
+            print(f"== {name} {variant} batch {batch}: top operators of one iteration ==")
+            print(common.profile_top(step, device))
+        record = {"config": name, "variant": variant, "batch": batch, "device": args.device,
+                  **common.summary(times), "gflop_per_iter": flops / 1e9, "conv_peak_gflops": peak.median(),
+                  "peak_mem_gib": common.peak_memory(device) / 2**30, "faults_per_iter": faults,
+                  "data_ms_per_img": data_cost(opt, tmp) if device.type == "cpu" else None}
+    record["img_per_s"] = batch / record["median_s"]
+    record["gflops"] = record["gflop_per_iter"] / record["median_s"]
+    record["fraction"] = record["gflops"] / record["conv_peak_gflops"]
+    ref = REFERENCE.get(name)
+    if ref and device.type == "cpu" and not args.quick and batch == CONFIGS[name][1]:
+        ref_fraction = sum(ref["fraction"]) / 2
+        record |= {"ref_s_it": sum(ref["s_it"]) / 2, "ref_fraction": ref_fraction, "target": ref["target"],
+                   "vs_ref": record["fraction"] / ref_fraction}  # same FLOPs: speed-up normalized by the conv rate
+    print(json.dumps(record))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    common.common_arguments(parser)
+    parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset of: " + ", ".join(CONFIGS))
+    parser.add_argument("--batch_sizes", default=None, help="comma-separated batch sizes instead of each config's own")
+    parser.add_argument("--threads", type=int, default=0, help="intra-op threads (default: PyTorch's choice)")
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args)
+        return
+    if args.quick:
+        args.repeats, args.iters, args.warmup = 1, 1, 0
+    variants = args.variants.split(",") if args.variants else list(common.VARIANTS)
+    jobs = []
+    for name in args.configs.split(","):
+        sizes = [int(b) for b in args.batch_sizes.split(",")] if args.batch_sizes else [CONFIGS[name][1]]
+        jobs += [[name, variant, str(batch)] for batch in sizes for variant in variants]
+    passed = [f"--device={args.device}", f"--warmup={args.warmup}", f"--repeats={args.repeats}",
+              f"--iters={args.iters}", f"--threads={args.threads}"] + (["--quick"] if args.quick else []) + \
+             (["--profile"] if args.profile else [])
+    records = []
+    for record in common.run_children(Path(__file__).resolve(), jobs, passed):
+        records.append(record)
+        print(f"done: {record['config']} {record['variant']} batch {record['batch']}: "
+              f"{record['median_s']:.3f} s/it", file=sys.stderr)
+    print(f"\ntraining speed on {args.device} ({common.machine().get('gpu') or common.machine().get('cpu')}, "
+          f"{torch.get_num_threads()} threads, load average {common.machine()['load_average'][0]:.1f})")
+    common.print_table(records, [
+        ("config", "config", "s"), ("variant", "variant", "s"), ("batch", "batch", "d"),
+        ("s/it", "median_s", ".3f"), ("q1", "q1_s", ".3f"), ("q3", "q3_s", ".3f"), ("img/s", "img_per_s", ".2f"),
+        ("GFLOP/it", "gflop_per_iter", ".1f"), ("GFLOP/s", "gflops", ".1f"), ("conv peak", "conv_peak_gflops", ".1f"),
+        ("fraction", "fraction", ".2f"), ("peak GiB", "peak_mem_gib", ".2f"), ("faults/it", "faults_per_iter", ".0f"),
+        ("data ms/img", "data_ms_per_img", ".1f"), ("ref s/it", "ref_s_it", ".2f"), ("ref fraction", "ref_fraction",
+                                                                                      ".2f"),
+        ("vs ref", "vs_ref", ".2f"), ("target", "target", ".2f")])
+    common.write_json(args.json or "benchmarks/results/train_speed.json", records, common.machine())
+
+
+if __name__ == "__main__":
+    main()
