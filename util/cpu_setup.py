@@ -1,17 +1,15 @@
-"""CPU runtime defaults, applied by the drivers before anything imports torch (OpenMP reads its settings once).
+"""CPU runtime defaults, applied by the drivers before anything imports torch (glibc and OpenMP read settings once).
 
-1. OpenMP threads wait passively. PyTorch's CPU kernels run on OpenMP threads that by default spin while they
-   wait for each other at the end of every parallel operation. When the machine has other work (another run,
-   loader workers, a shared or virtual machine) a spinning thread burns the time slice its partner needs, and
-   each of the thousands of operations per iteration waits for a descheduled thread: on this project's 2-core
-   machine under load, a CycleGAN 128-px iteration took 8-23 s instead of 4.3 s. Passive waiting costs a few
-   microseconds per operation on an idle machine and removes that collapse.
-2. glibc's allocator keeps freed memory instead of returning it to the system after every iteration. By
+1. glibc's allocator keeps freed memory instead of returning it to the system after every iteration. By
    default large tensors are mmap-ed and unmapped each time, so every iteration page-faults its activations
    in again: pix2pix at 256 px took ~67,000 page faults per iteration; with these settings ~2,000, and the
    iteration 10-20 % less time at the same peak memory.
+2. OpenMP's waiting policy is left as it is. Passive waiting (`OMP_WAIT_POLICY=PASSIVE`) rescues a machine that
+   is shared with other busy processes (CycleGAN 128 px under load: 8-23 s/it spinning, 4.3 s/it passive),
+   but on an idle machine it makes small workloads much slower (the demo's 64-px CycleGAN epoch: 7 s
+   spinning, 20 s passive), so it is for the user to set on shared machines (docs/scaling.md).
 
-Settings the user gives in the environment win (`OMP_WAIT_POLICY=ACTIVE`, any `MALLOC_*_` variable).
+Settings the user gives in the environment win (any `MALLOC_*_` variable).
 """
 
 from __future__ import annotations
@@ -28,10 +26,9 @@ ALLOCATOR = {_M_MMAP_THRESHOLD: 32 * 2**20,  # glibc's maximum: blocks up to 32 
 
 
 def apply_defaults() -> bool:
-    """Apply both defaults if torch is not imported yet; returns whether they could still take effect."""
+    """Apply the allocator default if torch is not imported yet; returns whether it could still take effect."""
     if "torch" in sys.modules:
         return False
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if not any(name.startswith("MALLOC_") for name in os.environ):
         tune_glibc_malloc()
     return True
