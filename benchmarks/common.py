@@ -209,3 +209,17 @@ def common_arguments(parser: argparse.ArgumentParser) -> None:
     add("--quick", action="store_true", help="a smoke run: tiny widths and sizes, one repeat")
     add("--profile", action="store_true", help="print torch.profiler's top operators for one call of each config")
     add("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+
+def prepare_run(args: argparse.Namespace) -> list[str]:
+    """Apply --quick, and return the variants to run (all the device supports unless --variants names some)."""
+    if args.quick:
+        args.repeats, args.iters, args.warmup = 1, 1, 0
+    return args.variants.split(",") if args.variants else list(VARIANTS)
+
+
+def child_flags(args: argparse.Namespace, *extra: str) -> list[str]:
+    """The options every child process of a benchmark receives (plus a script's own `extra`)."""
+    flags = [f"--device={args.device}", f"--warmup={args.warmup}", f"--repeats={args.repeats}",
+             f"--iters={args.iters}", f"--threads={args.threads}", *extra]
+    return flags + (["--quick"] if args.quick else []) + (["--profile"] if args.profile else [])

@@ -133,17 +133,12 @@ def main() -> None:
     if args.child:
         child(args.child, args)
         return
-    if args.quick:
-        args.repeats, args.iters, args.warmup = 1, 1, 0
-    variants = args.variants.split(",") if args.variants else list(common.VARIANTS)
+    variants = common.prepare_run(args)
     batches = [int(b) for b in args.batch_sizes.split(",")]
     jobs = [[name, variant, str(b)] for name in args.configs.split(",") for b in batches for variant in variants]
     if args.images > 0:
         jobs += [["test.py", "fp32", str(b)] for b in batches]
-    passed = [f"--device={args.device}", f"--warmup={args.warmup}", f"--repeats={args.repeats}",
-              f"--iters={args.iters}", f"--threads={args.threads}", f"--images={args.images}",
-              f"--loader_workers={args.loader_workers}"] + (["--quick"] if args.quick else []) + \
-             (["--profile"] if args.profile else [])
+    passed = common.child_flags(args, f"--images={args.images}", f"--loader_workers={args.loader_workers}")
     records = []
     for record in common.run_children(Path(__file__).resolve(), jobs, passed):
         records.append(record)

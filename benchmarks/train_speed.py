@@ -144,23 +144,20 @@ def main() -> None:
     if args.child:
         child(args.child, args)
         return
-    if args.quick:
-        args.repeats, args.iters, args.warmup = 1, 1, 0
-    variants = args.variants.split(",") if args.variants else list(common.VARIANTS)
+    variants = common.prepare_run(args)
     jobs = []
     for name in args.configs.split(","):
         sizes = [int(b) for b in args.batch_sizes.split(",")] if args.batch_sizes else [CONFIGS[name][1]]
         jobs += [[name, variant, str(batch)] for batch in sizes for variant in variants]
-    passed = [f"--device={args.device}", f"--warmup={args.warmup}", f"--repeats={args.repeats}",
-              f"--iters={args.iters}", f"--threads={args.threads}"] + (["--quick"] if args.quick else []) + \
-             (["--profile"] if args.profile else [])
+    passed = common.child_flags(args)
     records = []
     for record in common.run_children(Path(__file__).resolve(), jobs, passed):
         records.append(record)
         print(f"done: {record['config']} {record['variant']} batch {record['batch']}: "
               f"{record['median_s']:.3f} s/it", file=sys.stderr)
-    print(f"\ntraining speed on {args.device} ({common.machine().get('gpu') or common.machine().get('cpu')}, "
-          f"{torch.get_num_threads()} threads, load average {common.machine()['load_average'][0]:.1f})")
+    info = common.machine()
+    print(f"\ntraining speed on {args.device} ({info.get('gpu') or info.get('cpu')}, "
+          f"{torch.get_num_threads()} threads, load average {info['load_average'][0]:.1f})")
     common.print_table(records, [
         ("config", "config", "s"), ("variant", "variant", "s"), ("batch", "batch", "d"),
         ("s/it", "median_s", ".3f"), ("q1", "q1_s", ".3f"), ("q3", "q3_s", ".3f"), ("img/s", "img_per_s", ".2f"),
@@ -169,7 +166,7 @@ def main() -> None:
         ("data ms/img", "data_ms_per_img", ".1f"), ("ref s/it", "ref_s_it", ".2f"), ("ref fraction", "ref_fraction",
                                                                                       ".2f"),
         ("vs ref", "vs_ref", ".2f"), ("target", "target", ".2f")])
-    common.write_json(args.json or "benchmarks/results/train_speed.json", records, common.machine())
+    common.write_json(args.json or "benchmarks/results/train_speed.json", records, info)
 
 
 if __name__ == "__main__":
