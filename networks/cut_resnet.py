@@ -15,65 +15,19 @@ so one class serves CUT's `--no_antialias --no_antialias_up` too. Same parameter
 
 from __future__ import annotations
 
-import torch
-import torch.nn as nn
-
 from . import GENERATORS
-from .antialias import Downsample, Upsample
-from .norm import NormLayer, conv_bias_for
-from .resnet import ResnetBlock
+from .norm import NormLayer
+from .resnet import ResnetGenerator
 
 
-class AntialiasResnetGenerator(nn.Module):
-    """ResNet generator whose resampling is anti-aliased (down with `antialias`, up with `antialias_up`)."""
+class AntialiasResnetGenerator(ResnetGenerator):
+    """ResNet generator whose resampling is anti-aliased by default (down with `antialias`, up with `antialias_up`)."""
 
-    n_downsampling = 2
-
-    def __init__(
-        self,
-        input_nc: int,
-        output_nc: int,
-        ngf: int = 64,
-        *,
-        norm_layer: NormLayer,
-        use_dropout: bool = False,
-        n_blocks: int = 9,
-        antialias: bool = True,
-        antialias_up: bool = True,
-    ) -> None:
-        super().__init__()
-        if n_blocks < 0:
-            raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
-        use_bias = conv_bias_for(norm_layer)
-        layers: list[nn.Module] = [
-            nn.ReflectionPad2d(3),
-            nn.Conv2d(input_nc, ngf, kernel_size=7, bias=use_bias),
-            norm_layer(ngf),
-            nn.ReLU(True),
-        ]
-        for i in range(self.n_downsampling):
-            width = ngf * 2**i
-            if antialias:
-                layers += [nn.Conv2d(width, width * 2, kernel_size=3, stride=1, padding=1, bias=use_bias),
-                           norm_layer(width * 2), nn.ReLU(True), Downsample(width * 2)]
-            else:
-                layers += [nn.Conv2d(width, width * 2, kernel_size=3, stride=2, padding=1, bias=use_bias),
-                           norm_layer(width * 2), nn.ReLU(True)]
-        bottleneck = ngf * 2**self.n_downsampling
-        layers += [ResnetBlock(bottleneck, norm_layer, use_dropout, use_bias) for _ in range(n_blocks)]
-        for i in range(self.n_downsampling, 0, -1):
-            width = ngf * 2**i
-            if antialias_up:
-                layers += [Upsample(width), nn.Conv2d(width, width // 2, kernel_size=3, padding=1, bias=use_bias)]
-            else:
-                layers.append(nn.ConvTranspose2d(width, width // 2, kernel_size=3, stride=2, padding=1,
-                                                 output_padding=1, bias=use_bias))
-            layers += [norm_layer(width // 2), nn.ReLU(True)]
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, kernel_size=7), nn.Tanh()]
-        self.model = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+    def __init__(self, input_nc: int, output_nc: int, ngf: int = 64, *, norm_layer: NormLayer,
+                 use_dropout: bool = False, n_blocks: int = 9, antialias: bool = True,
+                 antialias_up: bool = True) -> None:
+        super().__init__(input_nc, output_nc, ngf, norm_layer=norm_layer, use_dropout=use_dropout,
+                         n_blocks=n_blocks, antialias=antialias, antialias_up=antialias_up)
 
 
 @GENERATORS.register("antialias_resnet_9blocks")

@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 
 from . import GENERATORS
+from .antialias import Downsample, Upsample
 from .norm import NormLayer, conv_bias_for
 
 
@@ -53,7 +54,11 @@ class ResnetGenerator(nn.Module):
         norm_layer: NormLayer,
         use_dropout: bool = False,
         n_blocks: int = 9,
+        antialias: bool = False,
+        antialias_up: bool = False,
     ) -> None:
+        """`antialias`/`antialias_up` replace the stride-2 (transposed) convolutions with CUT's blurred
+        resampling (networks/cut_resnet.py); both off gives the reference's layout."""
         super().__init__()
         if n_blocks < 0:
             raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
@@ -66,22 +71,22 @@ class ResnetGenerator(nn.Module):
         ]
         for i in range(self.n_downsampling):
             width = ngf * 2**i
-            layers += [
-                nn.Conv2d(width, width * 2, kernel_size=3, stride=2, padding=1, bias=use_bias),
-                norm_layer(width * 2),
-                nn.ReLU(True),
-            ]
+            if antialias:
+                layers += [nn.Conv2d(width, width * 2, kernel_size=3, stride=1, padding=1, bias=use_bias),
+                           norm_layer(width * 2), nn.ReLU(True), Downsample(width * 2)]
+            else:
+                layers += [nn.Conv2d(width, width * 2, kernel_size=3, stride=2, padding=1, bias=use_bias),
+                           norm_layer(width * 2), nn.ReLU(True)]
         bottleneck = ngf * 2**self.n_downsampling
         layers += [ResnetBlock(bottleneck, norm_layer, use_dropout, use_bias) for _ in range(n_blocks)]
         for i in range(self.n_downsampling, 0, -1):
             width = ngf * 2**i
-            layers += [
-                nn.ConvTranspose2d(
-                    width, width // 2, kernel_size=3, stride=2, padding=1, output_padding=1, bias=use_bias
-                ),
-                norm_layer(width // 2),
-                nn.ReLU(True),
-            ]
+            if antialias_up:
+                layers += [Upsample(width), nn.Conv2d(width, width // 2, kernel_size=3, padding=1, bias=use_bias)]
+            else:
+                layers.append(nn.ConvTranspose2d(width, width // 2, kernel_size=3, stride=2, padding=1,
+                                                 output_padding=1, bias=use_bias))
+            layers += [norm_layer(width // 2), nn.ReLU(True)]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, kernel_size=7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
 
