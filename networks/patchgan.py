@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 
 from . import DISCRIMINATORS
+from .antialias import Downsample
 from .norm import NormLayer, conv_bias_for
 
 
@@ -20,23 +21,34 @@ class NLayerDiscriminator(nn.Module):
     Convolutions sit at indices 0, 2, 5, ..., 3*n_layers+2 of `model`; the first and last always have a bias.
     """
 
-    def __init__(self, input_nc: int, ndf: int = 64, n_layers: int = 3, *, norm_layer: NormLayer) -> None:
+    def __init__(self, input_nc: int, ndf: int = 64, n_layers: int = 3, *, norm_layer: NormLayer,
+                 antialias: bool = False) -> None:
+        """`antialias`: each stride-2 conv becomes stride 1 plus a blur `Downsample`, as CUT builds it
+        (networks/antialias_patchgan.py); this shifts the Sequential indices to CUT's keys."""
         super().__init__()
         if n_layers < 1:
             raise ValueError(f"n_layers must be >= 1, got {n_layers}")
         use_bias = conv_bias_for(norm_layer)
+        down_stride = 1 if antialias else 2
+
+        def downsample(width: int) -> list[nn.Module]:
+            return [Downsample(width)] if antialias else []
+
         layers: list[nn.Module] = [
-            nn.Conv2d(input_nc, ndf, kernel_size=4, stride=2, padding=1),
+            nn.Conv2d(input_nc, ndf, kernel_size=4, stride=down_stride, padding=1),
             nn.LeakyReLU(0.2, True),
+            *downsample(ndf),
         ]
         width = ndf
         for k in range(1, n_layers + 1):
-            stride = 2 if k < n_layers else 1  # the last widening conv keeps the resolution
+            last = k == n_layers  # the last widening conv keeps the resolution
             new_width = ndf * min(2**k, 8)
             layers += [
-                nn.Conv2d(width, new_width, kernel_size=4, stride=stride, padding=1, bias=use_bias),
+                nn.Conv2d(width, new_width, kernel_size=4, stride=1 if last else down_stride, padding=1,
+                          bias=use_bias),
                 norm_layer(new_width),
                 nn.LeakyReLU(0.2, True),
+                *([] if last else downsample(new_width)),
             ]
             width = new_width
         layers.append(nn.Conv2d(width, 1, kernel_size=4, stride=1, padding=1))
