@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> None:
     print(state.describe())
     total_iters = state.total_iters  # samples seen, as the reference counts them
     last_epoch = opt.n_epochs + opt.n_epochs_decay
-    progress = TrainProgress(state.epoch, last_epoch, batches_per_epoch=-(-dataset_size // opt.batch_size))
+    # this process's batches: under torchrun, of its shard; progress is shown by rank 0 alone
+    progress = TrainProgress(state.epoch, last_epoch, batches_per_epoch=-(-dist.shard_size(dataset) // opt.batch_size))
     visualizer = Visualizer(opt, progress)
     evaluator = TrainingEvaluator(opt)  # --eval_freq: a metric on the test split, best_net_*.pth
 

@@ -26,7 +26,7 @@ from torch import nn
 
 from networks import build_discriminator, build_generator
 from networks.compat import load_state_dict_compat
-from util import distributed, precision, runtime
+from util import distributed, precision, progress, runtime
 from util.checkpoint import load_state_dict, save_state_dict
 from util.errors import I2IError
 
@@ -227,7 +227,7 @@ class BaseModel(ABC):
             self.metric = metric
         for scheduler in self.schedulers:
             step_scheduler(scheduler, self.metric)
-        print(f"learning rate {old_lr:.7f} -> {current_lr(self.optimizers[0]):.7f}")
+        progress.write(f"learning rate {old_lr:.7f} -> {current_lr(self.optimizers[0]):.7f}")  # above a bar; rank 0
 
     def get_current_visuals(self) -> OrderedDict[str, torch.Tensor]:
         return OrderedDict((name, self._named_attribute(name, "visual_names")) for name in self.visual_names)

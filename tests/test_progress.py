@@ -89,3 +89,46 @@ def test_drivers_print_plain_progress_when_not_a_terminal(tmp_path):
                       cwd=tmp_path)
     assert test.returncode == 0, test.stderr[-2000:]
     assert [x.split(",")[0] for x in test.stderr.splitlines() if "(100%)" in x] == ["test: 2/2 img (100%)"]
+
+
+def test_other_torchrun_ranks_show_no_progress_and_write_no_lines(monkeypatch, capsys):
+    """Under torchrun only rank 0 draws bars and prints lines; the other ranks train the same steps silently."""
+    import util.progress as progress
+
+    monkeypatch.setattr(progress, "is_main", lambda: False)
+    out, plain = Terminal(), io.StringIO()
+    train = TrainProgress(1, 2, batches_per_epoch=2, stream=out)
+    for _ in train.epochs():
+        for _ in train.batches(range(2)):
+            pass
+    bar = Progress(3, "test", stream=plain, interval=0)
+    bar.update(3)
+    bar.close()
+    progress.write("saving the latest model")
+    assert out.getvalue() == plain.getvalue() == capsys.readouterr().out == ""
+
+
+def test_learning_rate_line_goes_above_the_bar_on_rank_0_only(monkeypatch, capsys):
+    """BaseModel.update_learning_rate writes through tqdm.write (which clears and redraws a bar on screen), not
+    print; a torchrun rank other than 0 writes nothing."""
+    import warnings
+    from types import SimpleNamespace
+
+    import torch
+
+    import util.progress as progress
+    from models.base_model import BaseModel
+
+    written = []
+    monkeypatch.setattr(progress.tqdm, "write", lambda message, *args, **kwargs: written.append(message))
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([parameter], lr=0.1)
+    model = SimpleNamespace(optimizers=[optimizer], metric=0.0,
+                            schedulers=[torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a scheduler stepped before any optimizer step
+        BaseModel.update_learning_rate(model)
+        monkeypatch.setattr(progress, "is_main", lambda: False)
+        BaseModel.update_learning_rate(model)
+    assert written == ["learning rate 0.1000000 -> 0.0500000"]  # the second, on rank 1, went nowhere
+    assert capsys.readouterr().out == ""  # no plain print()

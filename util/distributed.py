@@ -29,6 +29,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -94,6 +95,14 @@ class Distributed:
                                                        drop_last=False)
 
         return make
+
+    def shard_size(self, loader: Any) -> int:
+        """Samples this process loads per epoch: its DistributedSampler shard (padded to the same length on every
+        rank), capped as the loader caps a pass (`len(loader)`: --max_dataset_size); the whole loader alone."""
+        sampler = getattr(loader, "sampler", None)
+        if not self.enabled or sampler is None:
+            return len(loader)
+        return min(len(loader), len(sampler))
 
     def close(self) -> None:
         """Leave the process group at the end of a run (all ranks reach it together)."""

@@ -3,9 +3,10 @@
 A bar redrawn in place is what a person at a terminal wants; in a CI log or a file it turns into
 thousands of carriage returns. So each counter looks at its stream: a terminal gets a tqdm bar
 (current losses and it/s included), anything else gets one ordinary line at most every
-`interval` seconds and one when the counter completes.
+`interval` seconds and one when the counter completes. Under torchrun only rank 0 shows progress and
+`write`s lines: the other processes train the same steps on their shards.
 
-    progress = TrainProgress(first_epoch=1, last_epoch=200, batches_per_epoch=len(loader) // batch)
+    progress = TrainProgress(first_epoch=1, last_epoch=200, batches_per_epoch=math.ceil(samples / batch_size))
     for epoch in progress.epochs():
         for data in progress.batches(loader):
             ...
@@ -22,6 +23,8 @@ from typing import IO, Any, TypeVar
 
 from tqdm import tqdm
 
+from .distributed import is_main
+
 T = TypeVar("T")
 
 PLAIN_INTERVAL = 30.0  # seconds between plain progress lines when the stream is not a terminal
@@ -33,6 +36,12 @@ def is_terminal(stream: IO[str]) -> bool:
         return bool(stream.isatty())
     except (AttributeError, ValueError):  # no isatty, or a closed stream
         return False
+
+
+def write(message: str) -> None:
+    """Print a line to stdout above any bar on screen (a plain print would tear it); rank 0 only under torchrun."""
+    if is_main():
+        tqdm.write(message)
 
 
 def format_losses(losses: Mapping[str, float]) -> str:
@@ -52,14 +61,17 @@ class Progress:
 
     stream   -- where it is shown (default: stderr, as tqdm; loss lines on stdout stay clean);
     terminal -- force bar (True) or plain lines (False); default: whether `stream` is a terminal;
-    interval -- seconds between plain lines; clock -- injectable for tests.
+    interval -- seconds between plain lines; clock -- injectable for tests;
+    visible  -- show anything at all; default: unless this is a torchrun process other than rank 0.
     """
 
     def __init__(self, total: int | None, desc: str, unit: str = "it", *, stream: IO[str] | None = None,
                  terminal: bool | None = None, interval: float = PLAIN_INTERVAL, leave: bool = True,
-                 position: int | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 position: int | None = None, clock: Callable[[], float] = time.monotonic,
+                 visible: bool | None = None) -> None:
         self.total, self.desc, self.unit = total, desc, unit
         self.stream = stream if stream is not None else sys.stderr
+        self.visible = is_main() if visible is None else visible
         self.terminal = is_terminal(self.stream) if terminal is None else terminal
         self.interval, self.clock = interval, clock
         self.n = 0
@@ -68,7 +80,7 @@ class Progress:
         self.start = self.last_line = clock()
         self.closed = False
         self.bar: tqdm | None = None
-        if self.terminal:
+        if self.terminal and self.visible:
             self.bar = tqdm(total=total, desc=desc, unit=unit, file=self.stream, leave=leave, position=position,
                             dynamic_ncols=True)
 
@@ -77,7 +89,7 @@ class Progress:
         self.n += n
         if self.bar is not None:
             self.bar.update(n)
-        elif self.clock() - self.last_line >= self.interval:
+        elif self.visible and self.clock() - self.last_line >= self.interval:
             self._line()
 
     def show_losses(self, losses: Mapping[str, float]) -> None:
@@ -110,7 +122,7 @@ class Progress:
         self.closed = True
         if self.bar is not None:
             self.bar.close()
-        elif self.n and self.shown != self.n:
+        elif self.visible and self.n and self.shown != self.n:
             self._line()
 
     def __enter__(self) -> Progress:
@@ -124,10 +136,12 @@ class TrainProgress:
     """The two counters of training: epochs (outer) and batches within the epoch (inner)."""
 
     def __init__(self, first_epoch: int, last_epoch: int, batches_per_epoch: int | None, **kwargs: Any) -> None:
-        """kwargs go to each `Progress` (stream, terminal, interval, clock)."""
+        """batches_per_epoch -- this process's batches (under torchrun: of its shard);
+        kwargs go to each `Progress` (stream, terminal, interval, clock, visible)."""
         self.first_epoch, self.last_epoch = first_epoch, last_epoch
         self.batches_per_epoch = batches_per_epoch
-        self.kwargs = kwargs
+        visible = kwargs.pop("visible", None)
+        self.kwargs = kwargs | {"visible": is_main() if visible is None else visible}
         self.epoch_bar: Progress | None = None
         self.batch_bar: Progress | None = None
         self.epoch = first_epoch
@@ -136,7 +150,7 @@ class TrainProgress:
         """Epoch numbers first..last; on a terminal an epoch bar sits above the batch bar."""
         terminal = self.kwargs.get("terminal")
         stream = self.kwargs.get("stream") or sys.stderr
-        if terminal if terminal is not None else is_terminal(stream):
+        if self.kwargs["visible"] and (terminal if terminal is not None else is_terminal(stream)):
             self.epoch_bar = Progress(self.last_epoch - self.first_epoch + 1, "epochs", "epoch", position=0,
                                       **self.kwargs)
         try:
@@ -168,8 +182,8 @@ class TrainProgress:
 
     @staticmethod
     def write(message: str) -> None:
-        """Print a line to stdout without tearing a bar that is on screen."""
-        tqdm.write(message)
+        """Print a line to stdout without tearing a bar that is on screen (rank 0 only, see `write`)."""
+        write(message)
 
 
 def progress_bar(total: int | None, desc: str, unit: str = "img", **kwargs: Any) -> Progress:
