@@ -10,6 +10,9 @@ At the first epoch of a run, every N epochs and at the last epoch, the generator
 The score is logged beside the losses (`eval_<metric>` in loss_log.txt / loss_log.jsonl), the plateau LR
 policy watches it (negated when higher is better), and the weights with the best score so far are saved as
 `best_net_<name>.pth`, with `best_metric.json` saying which epoch they are from.
+
+Under torchrun rank 0 alone evaluates and writes; the value the plateau policy watches is made the same on
+every rank (rank 0's score, or the job's mean training loss), so the learning rates stay equal across ranks.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from util.distributed import broadcast_float, is_main, mean_float
 from util.errors import I2IError
 
 from .catalog import METRICS
@@ -54,6 +58,8 @@ class TrainingEvaluator:
             return
         self.metric = opt.eval_metric
         self.spec = METRICS[self.metric]
+        if not is_main():
+            return  # torchrun: rank 0 evaluates for the job; `lr_metric` shares its score
         self.best_file = Path(opt.checkpoints_dir) / opt.name / "best_metric.json"
         if getattr(opt, "continue_train", False) and self.best_file.is_file():
             self.best = json.loads(self.best_file.read_text())
@@ -72,8 +78,9 @@ class TrainingEvaluator:
         return self.freq > 0 and (epoch == self.opt.epoch_count or epoch % self.freq == 0 or epoch == last_epoch)
 
     def end_of_epoch(self, model, epoch: int, last_epoch: int) -> dict[str, float]:
-        """Evaluate if due; log-ready {"eval_<metric>": value} (empty when not due); saves best_net_*."""
-        if not self.due(epoch, last_epoch):
+        """Evaluate if due; log-ready {"eval_<metric>": value} (empty when not due, and on ranks other than 0
+        under torchrun); saves best_net_*."""
+        if not self.due(epoch, last_epoch) or not is_main():
             return {}
         value = self.evaluate(model)
         self.latest = value
@@ -87,10 +94,15 @@ class TrainingEvaluator:
         return {f"eval_{self.metric}": value}
 
     def lr_metric(self, fallback: float | None) -> float | None:
-        """What the plateau policy watches: the latest score (lower is better), or `fallback` without evaluation."""
-        if self.freq <= 0 or self.latest is None:
-            return fallback
-        return -self.latest if self.spec.higher_is_better else self.latest
+        """What the plateau policy watches: the latest score (lower is better), or `fallback` without evaluation.
+
+        Call it on every rank under torchrun: it returns the same value on all of them (rank 0's score, else the
+        mean of the ranks' fallbacks, each rank's training loss on its shard), so their schedulers stay equal."""
+        score = None
+        if self.freq > 0 and self.latest is not None:
+            score = -self.latest if self.spec.higher_is_better else self.latest
+        score = broadcast_float(score)
+        return score if score is not None else mean_float(fallback)
 
     def evaluate(self, model) -> float:
         """The metric over the whole test split, with the generators in eval mode (restored afterwards)."""

@@ -2,8 +2,10 @@
 
     python -m torch.distributed.run --nproc_per_node 2 tests/dist_worker.py OUT_DIR [train.py options]
 
-Writes OUT_DIR/weights_rank<R>.pt (weights, last gradients, outputs on a fixed input). Each rank trains with --checkpoints_dir OUT_DIR/files_rank<R>, so the test
-can see which processes wrote files. I2I_TEST_FAIL_RANK=R makes rank R raise an I2IError at its second step.
+Writes OUT_DIR/weights_rank<R>.pt (weights, last gradients, outputs on a fixed input). Each rank trains with
+--checkpoints_dir OUT_DIR/files_rank<R>, so the test can see which processes wrote files, or, as a real job
+does, all ranks in the one directory I2I_TEST_CHECKPOINTS names (to resume from what rank 0 saved).
+I2I_TEST_FAIL_RANK=R makes rank R raise an I2IError at its second step.
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ def main() -> None:
         return model
 
     train.create_model = create_model
-    argv = sys.argv[2:] + ["--checkpoints_dir", str(out / f"files_rank{rank}")]
+    checkpoints = os.environ.get("I2I_TEST_CHECKPOINTS") or str(out / f"files_rank{rank}")
+    argv = sys.argv[2:] + ["--checkpoints_dir", checkpoints]
     run_main(train.main, argv)
     torch.save(final_state(created[0]) | {"initial_outputs": initial}, out / f"weights_rank{rank}.pt")
 

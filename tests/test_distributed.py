@@ -1,15 +1,21 @@
-"""torchrun data parallelism on the CPU (gloo): gradients really averaged, ranks identical, rank 0 alone writes.
+"""torchrun data parallelism on the CPU (gloo): gradients really averaged, ranks identical, rank 0 alone writes,
+shows progress and evaluates, and a job resumed mid-epoch continues each rank's shard where it stopped.
 
 Each run is a real `python -m torch.distributed.run --nproc_per_node 2` launch of train.py (through
-tests/dist_worker.py, which saves every rank's final weights) at tiny width and size.
+tests/dist_worker.py, which saves every rank's final weights) at tiny width and size; the other tests spawn two
+gloo processes around one piece, or simulate the ranks' data in one process.
 """
 
 from __future__ import annotations
 
+import argparse
+import math
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -17,11 +23,13 @@ import torch
 from tests.helpers import ROOT, aligned_dataset, unaligned_dataset
 
 WORKER = ROOT / "tests" / "dist_worker.py"
-COMMON = ["--display_id", "0", "--gpu_ids", "-1", "--ngf", "8", "--ndf", "8", "--num_threads", "0", "--seed", "0",
-          "--serial_batches", "--no_flip", "--pool_size", "0", "--n_epochs", "1", "--n_epochs_decay", "0",
-          "--print_freq", "2", "--display_freq", "2"]
+BASE = ["--display_id", "0", "--gpu_ids", "-1", "--ngf", "8", "--ndf", "8", "--num_threads", "0", "--no_flip",
+        "--pool_size", "0", "--n_epochs", "1", "--n_epochs_decay", "0", "--print_freq", "2", "--display_freq", "2"]
+COMMON = [*BASE, "--seed", "0", "--serial_batches"]
 MODELS = {
-    "cycle_gan": (unaligned_dataset, ["--model", "cycle_gan", "--load_size", "32", "--crop_size", "32"]),
+    # --eval_freq: rank 0 alone evaluates and writes best_*, all ranks step the plateau policy with its score
+    "cycle_gan": (unaligned_dataset, ["--model", "cycle_gan", "--load_size", "32", "--crop_size", "32",
+                                      "--eval_freq", "1", "--eval_metric", "psnr", "--lr_policy", "plateau"]),
     # instance norm: batch norm's statistics depend on how a batch is split, by definition
     "pix2pix": (aligned_dataset, ["--model", "pix2pix", "--netG", "unet_128", "--norm", "instance", "--no_dropout",
                                   "--load_size", "128", "--crop_size", "128"]),
@@ -77,11 +85,44 @@ def test_two_processes_equal_one_process_with_twice_the_batch(tmp_path, model):
     for key, value in rank0["initial_outputs"].items():  # else the comparison above would prove nothing
         assert (value - rank0["outputs"][key]).abs().max() > 1e-3, f"training did not change {key}"
 
-    # Only rank 0 wrote: checkpoints, options, logs, pages.
+    # Only rank 0 wrote: checkpoints, options, logs, pages (and the evaluation's best_*).
     files0 = {p.name for p in (tmp_path / "two" / "files_rank0" / "run").iterdir()}
     assert {"latest_net_G_A.pth" if model == "cycle_gan" else "latest_net_G.pth", "train_opt.txt",
             "loss_log.txt"} <= files0, files0
+    if model == "cycle_gan":
+        assert {"best_metric.json", "best_net_G_A.pth"} <= files0, files0
     assert not (tmp_path / "two" / "files_rank1").exists(), list((tmp_path / "two" / "files_rank1").rglob("*"))
+    # One progress line per epoch, from rank 0, counting its shard's batches: 4 images / 2 ranks / batch 1.
+    done = [line.split(",")[0] for line in two.stderr.splitlines() if line.startswith("epoch ") and "(100%)" in line]
+    assert done == ["epoch 1/1: 2/2 it (100%)"], two.stderr[-3000:]
+    assert two.stdout.count("learning rate ") == 1, two.stdout[-3000:]  # one epoch, printed once
+
+
+def test_a_job_resumed_mid_epoch_ends_as_the_uninterrupted_one(tmp_path):
+    """Both runs share one checkpoints directory, as a real job does. The first trains straight through a shuffled
+    epoch (4 steps per rank) and keeps the state after step 2 (--save_by_iter); the second, without --seed (so
+    the shards' shuffle seed is drawn afresh), resumes from that state: every rank must skip its own 2 trained
+    batches, in the saved order, and end bit for bit where the first run ended."""
+    data = unaligned_dataset(tmp_path / "data", count=8, size=32)
+    args = [*BASE, *MODELS["cycle_gan"][1], "--dataroot", str(data), "--name", "run", "--batch_size", "1",
+            "--save_latest_freq", "4", "--save_by_iter"]
+    shared = {"I2I_TEST_CHECKPOINTS": str(tmp_path / "checkpoints")}
+    straight = launch(tmp_path / "straight", [*args, "--seed", "0"], nproc=2, extra_env=shared)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    state = torch.load(tmp_path / "checkpoints" / "run" / "iter_4_state.pth", weights_only=True)
+    assert (state["epoch"], state["epoch_iter"], state["world_size"]) == (1, 4, 2)  # 2 steps x 1 image x 2 ranks
+
+    resumed = launch(tmp_path / "resumed", [*args, "--continue_train", "--load_iter", "4"], nproc=2,
+                     extra_env=shared)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "iter_4_state.pth: epoch 1, 4 samples into it" in resumed.stdout, resumed.stdout[-3000:]
+    expected = torch.load(tmp_path / "straight" / "weights_rank0.pt", weights_only=True)
+    for rank in (0, 1):
+        got = torch.load(tmp_path / "resumed" / f"weights_rank{rank}.pt", weights_only=True)
+        for kind in ("weights", "grads", "outputs"):
+            assert got[kind].keys() == expected[kind].keys(), kind
+            for key, value in expected[kind].items():
+                assert torch.equal(got[kind][key], value), f"rank {rank}: {kind} {key} differs from the straight run"
 
 
 def test_a_failure_on_one_rank_ends_the_job_with_its_message(tmp_path):
@@ -131,6 +172,120 @@ def test_averaging_hook_buckets_missing_gradients_and_first_step_broadcast(tmp_p
     torch.testing.assert_close(unused_here, start_here - 2.0)
     torch.testing.assert_close(unused_anywhere, start_anywhere)  # no gradient anywhere: not stepped
     assert r0["grads"][2] is None and r1["grads"][2] is None
+
+
+class Indices(torch.utils.data.Dataset):
+    """Items that are their own index, to see which samples a loader yields."""
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {"A": torch.tensor(index)}
+
+
+def rank_loader(rank: int, world: int, sampler_seed: int, data_seed: int, length: int = 11):
+    """What `create_dataset(opt, sampler=Distributed(...).sampler(opt))` gives rank `rank`: shuffled, batches of 2."""
+    from data import DatasetLoader
+
+    opt = argparse.Namespace(batch_size=2, serial_batches=False, max_dataset_size=math.inf, seed=data_seed,
+                             num_threads=0, gpu_ids=[])
+    sampler = torch.utils.data.DistributedSampler(Indices(length), num_replicas=world, rank=rank, shuffle=True,
+                                                  seed=sampler_seed, drop_last=False)
+    return DatasetLoader(opt, Indices(length), sampler)
+
+
+def epoch_batches(state, loader, epoch: int) -> list[list[int]]:
+    """The batches `loader` yields in `epoch` after `state.begin_epoch` (train.py's order of calls)."""
+    state.begin_epoch(epoch)
+    return [batch["A"].tolist() for batch in loader]
+
+
+def fresh_state(tmp_path: Path, loader, world: int):
+    from util.training_state import TrainingState
+
+    opt = argparse.Namespace(checkpoints_dir=str(tmp_path), name="run", epoch_count=1, n_epochs=1, n_epochs_decay=0)
+    model = SimpleNamespace(model_names=[], optimizers=[], schedulers=[], save_networks=lambda tag: None)
+    state = TrainingState(opt, model, loader)
+    state.world_size = world  # as `world_size()` reads it in a torchrun process
+    return state
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_each_rank_skips_only_the_batches_of_its_own_shard(tmp_path, world):
+    """After k steps the job has trained k x batch x world samples (train.py's count): each rank resumes with the
+    tail of the batches it would have drawn in the uninterrupted epoch, and none of them was trained already."""
+    epoch, steps = 3, 1
+    trained, rest = [], []
+    for rank in range(world):
+        loader = rank_loader(rank, world, sampler_seed=5, data_seed=7)
+        full = epoch_batches(fresh_state(tmp_path, loader, world), loader, epoch)
+        loader = rank_loader(rank, world, sampler_seed=5, data_seed=7)
+        state = fresh_state(tmp_path, loader, world)
+        state.epoch_iter, state._skip_epoch = steps * 2 * world, epoch  # as `load` leaves a mid-epoch state
+        tail = epoch_batches(state, loader, epoch)
+        assert tail == full[steps:] and tail, f"rank {rank} of {world}"
+        trained += [i for batch in full[:steps] for i in batch]
+        rest += [i for batch in tail for i in batch]
+    assert len(trained) == steps * 2 * world
+    assert set(trained) | set(rest) == set(range(11))  # every sample, some twice: the shards' padding
+
+
+def test_a_saved_state_restores_the_shards_order_and_warns_on_another_world_size(tmp_path):
+    """Saved by rank 1 of 2 after one step; reloaded by a rank whose sampler and data seeds were drawn afresh (a
+    job without --seed): the epoch goes on in the saved order. Another number of processes cannot, and is told."""
+    loader = rank_loader(1, 2, sampler_seed=5, data_seed=7)
+    saving = fresh_state(tmp_path, loader, world=2)
+    full = epoch_batches(saving, loader, 1)
+    saving.save_latest(1, 4, 4)  # epoch 1, 4 samples in: one step of 2 images on each of 2 ranks
+    loader = rank_loader(1, 2, sampler_seed=9, data_seed=8)
+    restarted = fresh_state(tmp_path, loader, world=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same world size: no warning
+        restarted.load(tmp_path / "run" / "latest_state.pth")
+    assert epoch_batches(restarted, loader, 1) == full[1:]
+
+    other = fresh_state(tmp_path, rank_loader(1, 3, sampler_seed=9, data_seed=8), world=3)
+    with pytest.warns(UserWarning, match="by 2 process.*resumes with 3: the rest of that epoch is split afresh"):
+        other.load(tmp_path / "run" / "latest_state.pth")
+
+
+def _agreement_worker(rank: int, init_file: str, results: str) -> None:
+    """One of two gloo processes: what rank 0 decides (data seed, plateau metric) every rank must use."""
+    import torch.distributed as dist
+
+    from metrics.training import TrainingEvaluator
+    from util.training_state import share_data_seed
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    loader = SimpleNamespace(order=SimpleNamespace(seed=100 + rank))  # without --seed each rank drew its own
+    share_data_seed(loader)
+    plain = TrainingEvaluator(SimpleNamespace(eval_freq=0))
+    # --eval_freq on rank 1 builds nothing (no dataroot here: building the test split would fail) and evaluates
+    # nothing; rank 0's evaluator is set up by hand with a score, as after its evaluation.
+    opt = SimpleNamespace(eval_freq=1, eval_metric="psnr", epoch_count=1)
+    evaluating = TrainingEvaluator(opt) if rank == 1 else TrainingEvaluator(SimpleNamespace(eval_freq=0))
+    if rank == 0:
+        evaluating.freq, evaluating.latest, evaluating.spec = 1, 25.0, SimpleNamespace(higher_is_better=True)
+    torch.save({"data_seed": loader.order.seed, "train_loss": plain.lr_metric(float(rank + 1)),
+                "score": evaluating.lr_metric(float(rank + 1)),
+                "rank1_scores": evaluating.end_of_epoch(None, 1, 1) if rank == 1 else None},
+               f"{results}/{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_ranks_agree_on_the_data_seed_and_the_plateau_metric(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_agreement_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2)
+    r0, r1 = (torch.load(tmp_path / f"{r}.pt", weights_only=True) for r in (0, 1))
+    assert r0["data_seed"] == r1["data_seed"] == 100  # rank 0's: the one a training state saves
+    assert r0["train_loss"] == r1["train_loss"] == 1.5  # no evaluation: the mean of the ranks' training losses
+    assert r0["score"] == r1["score"] == -25.0  # rank 0's psnr, negated (higher is better)
+    assert r1["rank1_scores"] == {}  # due, but rank 1 does not evaluate
 
 
 @pytest.mark.gpu

@@ -178,6 +178,38 @@ def broadcast_int(value: int) -> int:
     return int(box.item())
 
 
+def broadcast_float(value: float | None) -> float | None:
+    """Rank 0's `value` (None included) on every rank; `value` itself without torchrun."""
+    if not is_distributed():
+        return value
+    box = torch.tensor([0.0 if value is None else float(value), value is not None], dtype=torch.float64,
+                       device=_collective_device())
+    with _collective("broadcasting a metric"):
+        dist.broadcast(box, src=0)
+    return float(box[0]) if box[1] else None
+
+
+def mean_float(value: float | None) -> float | None:
+    """The mean of `value` over the ranks that have one (None where none has); `value` itself without torchrun."""
+    if not is_distributed():
+        return value
+    box = torch.tensor([0.0 if value is None else float(value), value is not None], dtype=torch.float64,
+                       device=_collective_device())
+    with _collective("averaging a metric"):
+        dist.all_reduce(box)
+    return float(box[0] / box[1]) if box[1] else None
+
+
+def shard_samples(job_samples: int, size: int | None = None) -> int:
+    """This process's share of the first `job_samples` samples that all `size` processes trained in an epoch.
+
+    train.py counts a step as batch size x world size samples, and DistributedSampler pads the shards to one
+    length, so every process trains a batch of the same size at every step: the job's count is `size` times
+    each process's own, and a resumed process skips exactly the batches it trained itself."""
+    size = world_size() if size is None else size
+    return max(0, int(job_samples)) // max(1, int(size))
+
+
 def _collective_device() -> torch.device:
     """Where small bookkeeping tensors must live for the backend: the current GPU for NCCL, else the CPU."""
     if dist.get_backend() == "nccl":

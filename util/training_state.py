@@ -10,9 +10,12 @@ files, a training-state checkpoint `<tag>_state.pth`:
 
 Each holds the networks, optimizers, LR schedulers, grad scalers and image pools of the model, the epoch's
 running loss sums, the RNG states (Python, NumPy, torch, CUDA), the position (epoch, samples into it,
-total_iters), the data order's seed, the options and the i2i version — tensors and plain containers only,
-so it loads with `torch.load(weights_only=True)`. It is self-contained: a run killed between writing the
+total_iters), the data order's seeds, the number of processes, the options and the i2i version — tensors and
+plain containers only, so it loads with `torch.load(weights_only=True)`. It is self-contained: a run killed between writing the
 network files and the state still resumes consistently from the previous state.
+
+Under torchrun the samples into the epoch count those of all processes (as train.py does); a resumed process
+skips its own share of them, the batches of its shard it trained already (`util.distributed.shard_samples`).
 
     state = resume_or_start(opt, model, dataset)      # --continue_train: the saved state (or weights only)
     for epoch in range(state.epoch, last_epoch + 1):
@@ -43,7 +46,7 @@ import torch
 from torch import nn
 
 from .checkpoint import atomic_write, load_state_dict
-from .distributed import is_main
+from .distributed import broadcast_int, is_distributed, is_main, shard_samples, world_size
 from .divergence import DivergenceGuard, check_finite_weights
 from .errors import I2IError
 from .image_pool import ImagePool
@@ -79,6 +82,7 @@ class TrainingState:
         self.guard = DivergenceGuard(getattr(opt, "nan_policy", "stop"))
         self.resumed_from: Path | None = None
         self._skip_epoch: int | None = None  # the epoch whose first epoch_iter samples were trained already
+        self.world_size = world_size()  # processes of the job: epoch_iter counts the samples of all of them
 
     # -- the loop ---------------------------------------------------------------------------------------
 
@@ -94,11 +98,12 @@ class TrainingState:
     def begin_epoch(self, epoch: int) -> tuple[int, EpochLosses]:
         """Select the epoch's data order -> (samples already trained this epoch, the epoch's loss meter).
 
-        Only the first epoch of a mid-epoch resume starts above 0; its first samples are skipped unloaded."""
+        Only the first epoch of a mid-epoch resume starts above 0; its first samples are skipped unloaded (under
+        torchrun each process skips the batches of its own shard it trained: its share of the job's count)."""
         if hasattr(self.dataset, "set_epoch"):
             self.dataset.set_epoch(epoch)
         if epoch == self._skip_epoch and self.epoch_iter:
-            self.dataset.skip(self.epoch_iter)
+            self.dataset.skip(shard_samples(self.epoch_iter, self.world_size))
         else:
             self.epoch_iter, self.epoch_losses = 0, EpochLosses()
         self._skip_epoch = None
@@ -153,6 +158,8 @@ class TrainingState:
             "epoch_iter": epoch_iter,
             "total_iters": total_iters,
             "data_seed": None if order is None else int(order.seed),
+            "sampler_seed": _sampler_seed(order),
+            "world_size": self.world_size,
             "nets": nets,
             "optimizers": [o.state_dict() for o in model.optimizers],
             "schedulers": [s.state_dict() for s in getattr(model, "schedulers", [])],
@@ -190,10 +197,9 @@ class TrainingState:
                     obj.load_state_dict(_to(saved[name], device) if kind == "pools" else saved[name])
         model.metric = state.get("metric", 0.0)
         self._follow_new_schedule(json.loads(state["options"]), state["epoch"])
-        order = getattr(self.dataset, "order", None)
-        if order is not None and state.get("data_seed") is not None:
-            order.seed = int(state["data_seed"])
+        self._restore_data_order(state)
         self.epoch, self.epoch_iter, self.total_iters = state["epoch"], state["epoch_iter"], state["total_iters"]
+        self._check_world_size(path, int(state.get("world_size", 1)))
         self._skip_epoch = self.epoch
         self.epoch_losses = EpochLosses()
         self.epoch_losses.sums = _to(state["epoch_losses"]["sums"], device)
@@ -201,6 +207,25 @@ class TrainingState:
         trim_loss_log(self.run_dir / "loss_log.jsonl", self.total_iters)
         set_rng_state(state["rng"])
         self.resumed_from = path
+
+    def _restore_data_order(self, state: dict[str, Any]) -> None:
+        """The saved seeds of the data order: item augmentations and, under torchrun, the shards' shuffle (which
+        a job without --seed draws afresh at each start), so the epoch goes on in the order it began."""
+        order = getattr(self.dataset, "order", None)
+        if order is None:
+            return
+        if state.get("data_seed") is not None:
+            order.seed = int(state["data_seed"])
+        inner = getattr(order, "inner", None)
+        if state.get("sampler_seed") is not None and hasattr(inner, "seed"):
+            inner.seed = int(state["sampler_seed"])
+
+    def _check_world_size(self, path: Path, saved: int) -> None:
+        """A mid-epoch state resumed by another number of processes cannot continue the same shards: say so."""
+        if self.epoch_iter and saved != self.world_size:
+            warnings.warn(f"{path} was saved {self.epoch_iter} samples into epoch {self.epoch} by {saved} "
+                          f"process(es) and resumes with {self.world_size}: the rest of that epoch is split "
+                          "afresh, so some of its samples may be trained twice and others not at all.", stacklevel=3)
 
     def _follow_new_schedule(self, saved: dict[str, Any], epoch: int) -> None:
         """If a schedule option changed since the state was saved, rebuild the schedulers from the new values."""
@@ -228,6 +253,7 @@ def resume_or_start(opt: argparse.Namespace, model: Any, dataset: Any) -> Traini
     """
     state = TrainingState(opt, model, dataset)
     state.guard.install(model.optimizers)
+    share_data_seed(dataset)
     remove_stale_temp_files(state.run_dir)
     tag = f"iter_{opt.load_iter}" if getattr(opt, "load_iter", 0) > 0 else str(opt.epoch)
     path = state.run_dir / f"{tag}_state.pth"
@@ -243,6 +269,20 @@ def resume_or_start(opt: argparse.Namespace, model: Any, dataset: Any) -> Traini
         return state
     state.load(path)
     return state
+
+
+def share_data_seed(dataset: Any) -> None:
+    """Under torchrun, give every process rank 0's data seed (without --seed each drew its own): rank 0's is the
+    one a training state saves, so a resumed job augments every rank's items as the stopped one did."""
+    order = getattr(dataset, "order", None)
+    if order is not None and is_distributed():
+        order.seed = broadcast_int(int(order.seed))
+
+
+def _sampler_seed(order: Any) -> int | None:
+    """The shuffle seed of the sampler inside the data order (DistributedSampler's), if it has one."""
+    seed = getattr(getattr(order, "inner", None), "seed", None)
+    return None if seed is None else int(seed)
 
 
 # -- files -------------------------------------------------------------------------------------------------
