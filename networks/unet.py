@@ -4,7 +4,8 @@ Built from the innermost level outwards; every level is a `UnetSkipConnectionBlo
 in a Sequential named `model`, with the next-inner level as one of its entries. That nesting gives
 the reference's keys (`model.model.1.model.3.model.1.weight`, ...), so published pix2pix checkpoints
 load unchanged. A U-Net with `num_downs` levels halves the image `num_downs` times: height and width
-must be divisible by 2**num_downs (256 for unet_256, 128 for unet_128).
+must be divisible by 2**num_downs (256 for unet_256, 128 for unet_128). Its convolutions are
+`networks/small_map_conv.py` modules: the inner levels' tiny feature maps run faster through the native CPU kernels.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from util.errors import I2IError
 
 from . import GENERATORS
 from .norm import NormLayer, conv_bias_for
+from .small_map_conv import SmallMapConv2d, SmallMapConvTranspose2d
 
 
 class UnetSkipConnectionBlock(nn.Module):
@@ -43,10 +45,10 @@ class UnetSkipConnectionBlock(nn.Module):
         self.outermost = outermost
         use_bias = conv_bias_for(norm_layer)
         input_nc = outer_nc if input_nc is None else input_nc
-        down_conv = nn.Conv2d(input_nc, inner_nc, kernel_size=4, stride=2, padding=1, bias=use_bias)
+        down_conv = SmallMapConv2d(input_nc, inner_nc, kernel_size=4, stride=2, padding=1, bias=use_bias)
 
         def up_conv(in_channels: int, bias: bool) -> nn.ConvTranspose2d:
-            return nn.ConvTranspose2d(in_channels, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+            return SmallMapConvTranspose2d(in_channels, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
 
         if outermost:
             layers = [down_conv, submodule, nn.ReLU(True), up_conv(inner_nc * 2, True), nn.Tanh()]
