@@ -94,6 +94,42 @@ def test_cycle_gan_step_order_updates_generators_before_discriminators(tmp_path)
     assert torch.allclose(model.loss_G_A, expected, atol=1e-6)
 
 
+def test_cycle_gan_shared_calls_give_the_numbers_of_separate_calls(tmp_path, monkeypatch):
+    """With instance norm, each generator runs once on [its input, the identity input] and each D once on
+    [real, fake]; one step must give the losses and gradients of the reference's six generator and four D calls."""
+    from models.cycle_gan_model import CycleGANModel
+
+    model, _, batch = make_model("cycle_gan", tmp_path, ["--pool_size", "0", "--norm", "instance"])
+    for net in model.networks():  # float64: equal mathematics must agree far beyond float32's rounding noise
+        net.double()
+    batch = {key: value.double() if torch.is_tensor(value) else value for key, value in batch.items()}
+    separate = copy.deepcopy(model)
+    calls = {"G_A": 0}
+    model.netG_A.register_forward_hook(lambda *_: calls.__setitem__("G_A", calls["G_A"] + 1))
+    model.set_input(batch)
+    model.optimize_parameters()
+    assert calls["G_A"] == 2 and model.identity_done  # [real_A, real_B] and fake_A: the identity pass is shared
+    monkeypatch.setattr(CycleGANModel, "per_image_norm", property(lambda self: False))
+    separate.set_input(batch)
+    separate.optimize_parameters()
+    assert not separate.identity_done
+    for name in ("fake_B", "idt_A", "idt_B", "rec_A", "rec_B"):
+        torch.testing.assert_close(getattr(model, name), getattr(separate, name), rtol=1e-10, atol=1e-12)
+    for name in model.loss_names:
+        torch.testing.assert_close(getattr(model, "loss_" + name), getattr(separate, "loss_" + name), rtol=1e-10,
+                                   atol=1e-12)
+    for net, other in zip(model.networks(), separate.networks()):
+        for p, q in zip(net.parameters(), other.parameters()):
+            torch.testing.assert_close(p.grad, q.grad, rtol=1e-8, atol=1e-12)
+
+
+def test_cycle_gan_with_batch_norm_keeps_separate_calls(tmp_path):
+    model, _, batch = make_model("cycle_gan", tmp_path, ["--norm", "batch"])
+    model.set_input(batch)
+    model.optimize_parameters()
+    assert not model.identity_done and not model.per_image_norm  # batch statistics must not mix A and B
+
+
 def test_test_model_loads_generator_with_suffix(tmp_path):
     model, opt, batch = make_model("cycle_gan", tmp_path)
     model.save_networks("latest")
