@@ -50,6 +50,7 @@ class CycleGANModel(BaseModel):
         visual_names_B = ["real_B", "fake_A", "rec_B"] + (["idt_A"] if use_identity else [])
         self.visual_names = visual_names_A + visual_names_B
         self.model_names = ["G_A", "G_B", "D_A", "D_B"] if self.isTrain else ["G_A", "G_B"]
+        self.identity_done = False  # whether this iteration's forward made the identity images already
 
         self.netG_A = self.generator(opt.input_nc, opt.output_nc)
         self.netG_B = self.generator(opt.output_nc, opt.input_nc)
