@@ -14,6 +14,8 @@ with the download instructions, unless you asked for them with --metrics.
 
 from __future__ import annotations
 
+import util.cpu_setup  # noqa: F401, I001  (first, before torch: glibc reads its allocator settings once)
+
 import argparse
 import importlib.util
 import json

@@ -10,6 +10,8 @@ Takes test.py's options (which checkpoint: --name, --checkpoints_dir, --epoch; t
 
 from __future__ import annotations
 
+import util.cpu_setup  # noqa: F401, I001  (first, before torch: glibc reads its allocator settings once)
+
 from pathlib import Path
 
 from torch import nn

@@ -10,6 +10,8 @@ The architecture comes from checkpoints/NAME/train_opt.json; results keep each i
 
 from __future__ import annotations
 
+import util.cpu_setup  # noqa: F401, I001  (first, before torch: glibc reads its allocator settings once)
+
 import argparse
 from pathlib import Path
 

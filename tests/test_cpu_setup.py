@@ -23,7 +23,7 @@ def test_wait_policy_is_the_users_choice(given, expected):
     assert out.stdout.strip() == expected
 
 
-@pytest.mark.parametrize("driver", ["train.py", "test.py"])
+@pytest.mark.parametrize("driver", ["train.py", "test.py", "evaluate.py", "export.py", "translate.py"])
 def test_drivers_apply_it_before_anything_imports_torch(driver):
     tree = ast.parse((ROOT / driver).read_text())
     imports = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))

@@ -11,6 +11,7 @@ from PIL import Image
 from torch import nn
 
 from networks import build_generator
+from util.errors import I2IError
 from util.inference import InferenceGenerator, load_translator
 from util.sizing import SizeAdapter, size_multiple
 from util.tiling import translate_tiled
@@ -87,6 +88,20 @@ def test_python_api_translates_any_size_with_the_saved_architecture(tmp_path):
     with torch.no_grad():
         expected = ((SizeAdapter(net)(x).clamp(-1, 1) + 1) / 2 * 255).to(torch.uint8)[0].permute(1, 2, 0).numpy()
     assert np.array_equal(np.asarray(out), expected)
+
+
+def test_load_translator_finds_a_safetensors_checkpoint(tmp_path):
+    pytest.importorskip("safetensors")
+    from util.checkpoint import save_state_dict
+
+    folder, net = _checkpoint(tmp_path)
+    (folder / "latest_net_G_A.pth").unlink()
+    save_state_dict(net.state_dict(), folder / "latest_net_G.safetensors")  # G, not G_A: the default is found
+    translate = load_translator(folder)
+    for p, q in zip(translate.net.net.state_dict().values(), net.state_dict().values()):
+        assert torch.equal(p.cpu(), q)
+    with pytest.raises(I2IError, match="latest_net_G_B.pth does not exist.*latest_net_G.safetensors"):
+        load_translator(folder, generator="G_B")
 
 
 def test_translate_cli_writes_same_size_images(tmp_path):
