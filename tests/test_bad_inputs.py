@@ -103,6 +103,12 @@ def test_mixed_sizes_in_a_batch(tmp_path, capsys):
     assert_one_error_line(code, err, "differ in size", "wide000.png", "48x32", "--batch_size 1", "--preprocess")
 
 
+def test_images_too_small_for_the_discriminator(tmp_path, capsys):
+    root = unaligned_dataset(tmp_path / "data")
+    code, err = run_cli("train", quick(root, tmp_path, "--load_size", "16", "--crop_size", "16"), capsys)
+    assert_one_error_line(code, err, "too small for the networks", "24x24", "--crop_size", "--n_layers_D")
+
+
 def test_input_nc_not_matching_the_data(tmp_path, capsys):
     root = unaligned_dataset(tmp_path / "data")
     code, err = run_cli("train", quick(root, tmp_path, "--input_nc", "4", "--lambda_identity", "0"), capsys)

@@ -32,9 +32,13 @@ def run_main(main: Callable[[list[str] | None], Any], argv: list[str] | None = N
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     except Exception as exc:
-        if not is_out_of_memory(exc):
+        if is_out_of_memory(exc):
+            message = out_of_memory_message(exc)
+        elif is_too_small(exc):
+            message = too_small_message(exc)
+        else:
             raise
-        print(f"error: {out_of_memory_message(exc)}", file=sys.stderr)
+        print(f"error: {_rank_prefix()}{message}", file=sys.stderr)
         sys.exit(2)
 
 
@@ -50,3 +54,17 @@ def out_of_memory_message(exc: BaseException) -> str:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return (f"out of GPU memory ({first}). Lower --batch_size or --crop_size (with --load_size), or pass --amp "
             "for mixed precision; check with nvidia-smi that no other process holds the GPU's memory.")
+
+
+def is_too_small(exc: BaseException) -> bool:
+    """A normalisation layer that got a 1x1 feature map (instance norm) or one value per channel (batch norm)."""
+    text = str(exc)
+    return isinstance(exc, ValueError) and ("more than 1 spatial element" in text or "more than 1 value per channel"
+                                            in text)
+
+
+def too_small_message(exc: BaseException) -> str:
+    return (f"the images are too small for the networks: a feature map shrank to a single value ({exc}). The "
+            "default PatchGAN (--netD basic) needs images of at least 24x24 pixels, one with --n_layers_D N at "
+            "least 3*2**N; raise --crop_size (and --load_size), pass a smaller --n_layers_D, or with batch norm a "
+            "--batch_size above 1.")
