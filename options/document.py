@@ -11,6 +11,7 @@ import io
 from util.errors import I2IError
 
 from .base_options import BaseOptions
+from .export_options import ExportOptions
 from .test_options import TestOptions
 from .train_options import TrainOptions
 
@@ -54,6 +55,9 @@ def render() -> str:
     out.write("## Shared by train.py and test.py\n\n" + header + "\n".join(_rows(base, set())) + "\n\n")
     out.write("## train.py\n\n" + header + "\n".join(_rows(train, base_dests)) + "\n\n")
     out.write("## test.py\n\n" + header + "\n".join(_rows(test, base_dests)) + "\n\n")
+    test_dests = {a.dest for a in test._actions}
+    out.write("## export.py (test.py's options, plus)\n\n" + header
+              + "\n".join(_rows(ExportOptions().make_parser(), test_dests)) + "\n\n")
     model_header = "| model | option | default | meaning |\n|---|---|---|---|\n"
     out.write("## Added by models (training)\n\n" + model_header + "\n".join(model_rows(TrainOptions, True)) + "\n\n")
     out.write("## Added by models (testing)\n\n" + model_header + "\n".join(model_rows(TestOptions, False)) + "\n")
