@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import util.cpu_setup  # noqa: E402,F401  (before torch, as in the drivers: OpenMP waits passively)
+if os.environ.get("I2I_BENCH_PLAIN_RUNTIME") != "1":  # set by reference_speed.py for the reference's side
+    import util.cpu_setup  # noqa: E402,F401  (before torch, as in the drivers: glibc's allocator settings)
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 

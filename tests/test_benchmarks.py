@@ -35,3 +35,20 @@ def test_infer_speed_prints_the_table_and_json(tmp_path):
     assert "img/s" in stdout
     configs = [r["config"] for r in data["results"]]
     assert configs == ["resnet_9blocks_256", "test.py (jpg->png)"]
+
+
+@pytest.mark.slow
+def test_reference_speed_compares_both_sides_in_alternating_processes(tmp_path):
+    stdout, data = run("reference_speed.py", "--configs", "pix2pix_256", "--rounds", "2", tmp_path=tmp_path)
+    assert "speed-up" in stdout
+    (row,) = data["results"]
+    assert row["config"] == "pix2pix_256" and len(row["pairs"]) == 2 and row["speedup"] > 0
+    assert all(pair["reference"]["conv_peak_gflops"] > 0 and pair["i2i"]["median_s"] > 0 for pair in row["pairs"])
+
+
+def test_the_reference_side_runs_with_pytorchs_default_runtime():
+    """The reference side must not get i2i's allocator tuning: benchmarks/common.py skips it when told to."""
+    probe = ("import os, sys; os.environ['I2I_BENCH_PLAIN_RUNTIME'] = '1'; sys.path.insert(0, 'benchmarks'); "
+             "import common; print('util.cpu_setup' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

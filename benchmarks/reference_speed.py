@@ -1,0 +1,227 @@
+"""i2i's training step against the reference's, on this machine, now: alternating processes, same networks.
+
+    python benchmarks/reference_speed.py                          # the four configs of train_speed.py, 2 rounds
+    python benchmarks/reference_speed.py --configs pix2pix_256 --rounds 3
+    python benchmarks/reference_speed.py --quick                  # a smoke run at tiny widths and sizes
+
+The reference's code cannot be run here, so its training step is re-stated from its documented behaviour
+(shared/docs/reference-behaviour.md, sections 2.2, 2.3, 3.7 and 3.9): the same networks with plain PyTorch
+layers, the same forward/backward order (CycleGAN: four generator passes, then two identity passes inside
+G's loss; pix2pix: D first, then G), `requires_grad` toggling, its image pool, target tensors made per call,
+`torch.optim.Adam` with PyTorch's defaults, and PyTorch's default runtime (no allocator tuning). What it
+leaves out is the reference's data loading (4 workers competing for the cores) and its Visdom/HTML calls,
+so it is a lower bound of the reference's cost per iteration.
+
+Each round runs the reference then i2i (the next round the other way round), each in a fresh process that
+measures its own convolution peak, so drift of the machine shows up as drift of the peak. Printed: seconds per
+iteration of each, and the speed-up per round (reference time / i2i time of the same round).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+PLAIN_RUNTIME = "I2I_BENCH_PLAIN_RUNTIME"  # tells benchmarks/common.py to leave PyTorch's runtime as it is
+if __name__ == "__main__" and "--child" in sys.argv and sys.argv[sys.argv.index("--child") + 1:][:1] == ["reference"]:
+    os.environ[PLAIN_RUNTIME] = "1"  # before benchmarks/common.py is imported
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import train_speed  # noqa: E402
+
+
+class ReferencePool:
+    """The reference's image history (section 3.9): fill up, then swap a random stored image half the time."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.images = size, []
+
+    def query(self, images: torch.Tensor) -> torch.Tensor:
+        if self.size == 0:
+            return images
+        out = []
+        for image in images:
+            image = torch.unsqueeze(image.data, 0)
+            if len(self.images) < self.size:
+                self.images.append(image)
+                out.append(image)
+            elif random.uniform(0, 1) > 0.5:
+                index = random.randint(0, self.size - 1)
+                out.append(self.images[index].clone())
+                self.images[index] = image
+            else:
+                out.append(image)
+        return torch.cat(out, 0)
+
+
+def gan_loss(gan_mode: str):
+    """The reference's GANLoss for lsgan/vanilla: a target tensor expanded to the prediction's shape per call."""
+    criterion = nn.MSELoss() if gan_mode == "lsgan" else nn.BCEWithLogitsLoss()
+
+    def loss(prediction: torch.Tensor, real: bool) -> torch.Tensor:
+        target = torch.tensor(1.0 if real else 0.0).expand_as(prediction)
+        return criterion(prediction, target)
+
+    return loss
+
+
+def plain_layers(net: nn.Module) -> nn.Module:
+    """The reference's layers: i2i's small-map convolutions back to plain nn.Conv2d / nn.ConvTranspose2d."""
+    from networks.small_map_conv import SmallMapConv2d, SmallMapConvTranspose2d
+
+    for module in net.modules():
+        if type(module) is SmallMapConv2d:
+            module.__class__ = nn.Conv2d
+        elif type(module) is SmallMapConvTranspose2d:
+            module.__class__ = nn.ConvTranspose2d
+    return net
+
+
+def freeze(nets: list[nn.Module], requires_grad: bool) -> None:
+    for net in nets:
+        for p in net.parameters():
+            p.requires_grad = requires_grad
+
+
+def reference_cycle_gan(opt: argparse.Namespace, nets: dict[str, nn.Module]):
+    G_A, G_B, D_A, D_B = (plain_layers(nets[k]) for k in ("G_A", "G_B", "D_A", "D_B"))
+    adam = dict(lr=opt.lr, betas=(opt.beta1, 0.999))
+    opt_G = torch.optim.Adam(itertools.chain(G_A.parameters(), G_B.parameters()), **adam)
+    opt_D = torch.optim.Adam(itertools.chain(D_A.parameters(), D_B.parameters()), **adam)
+    pool_A, pool_B = ReferencePool(opt.pool_size), ReferencePool(opt.pool_size)
+    gan, l1 = gan_loss(opt.gan_mode), nn.L1Loss()
+    lam_A, lam_B, lam_idt = opt.lambda_A, opt.lambda_B, opt.lambda_identity
+
+    def step(real_A: torch.Tensor, real_B: torch.Tensor) -> None:
+        fake_B = G_A(real_A)
+        rec_A = G_B(fake_B)
+        fake_A = G_B(real_B)
+        rec_B = G_A(fake_A)
+        freeze([D_A, D_B], False)
+        opt_G.zero_grad()
+        loss_idt_A = l1(G_A(real_B), real_B) * lam_B * lam_idt
+        loss_idt_B = l1(G_B(real_A), real_A) * lam_A * lam_idt
+        loss_G = (gan(D_A(fake_B), True) + gan(D_B(fake_A), True) + l1(rec_A, real_A) * lam_A
+                  + l1(rec_B, real_B) * lam_B + loss_idt_A + loss_idt_B)
+        loss_G.backward()
+        opt_G.step()
+        freeze([D_A, D_B], True)
+        opt_D.zero_grad()
+        for D, real, fake in ((D_A, real_B, pool_B.query(fake_B)), (D_B, real_A, pool_A.query(fake_A))):
+            loss_D = (gan(D(real), True) + gan(D(fake.detach()), False)) * 0.5
+            loss_D.backward()
+        opt_D.step()
+
+    return step
+
+
+def reference_pix2pix(opt: argparse.Namespace, nets: dict[str, nn.Module]):
+    G, D = plain_layers(nets["G"]), plain_layers(nets["D"])
+    adam = dict(lr=opt.lr, betas=(opt.beta1, 0.999))
+    opt_G, opt_D = torch.optim.Adam(G.parameters(), **adam), torch.optim.Adam(D.parameters(), **adam)
+    gan, l1 = gan_loss(opt.gan_mode), nn.L1Loss()
+
+    def step(real_A: torch.Tensor, real_B: torch.Tensor) -> None:
+        fake_B = G(real_A)
+        freeze([D], True)
+        opt_D.zero_grad()
+        fake_AB = torch.cat((real_A, fake_B), 1)
+        loss_D = (gan(D(fake_AB.detach()), False) + gan(D(torch.cat((real_A, real_B), 1)), True)) * 0.5
+        loss_D.backward()
+        opt_D.step()
+        freeze([D], False)
+        opt_G.zero_grad()
+        loss_G = gan(D(fake_AB), True) + l1(fake_B, real_B) * opt.lambda_L1
+        loss_G.backward()
+        opt_G.step()
+
+    return step
+
+
+def child(argv: list[str], args: argparse.Namespace) -> None:
+    side, name, batch = argv[0], argv[1], int(argv[2])
+    device = torch.device("cpu")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        model, opt = train_speed.build_model(name, "fp32", batch, device, args.quick, tmp)
+        data = train_speed.synthetic_batch(opt, batch)
+        if side == "reference":
+            nets = {n: getattr(model, "net" + n) for n in model.model_names}
+            reference = reference_cycle_gan(opt, nets) if opt.model == "cycle_gan" else reference_pix2pix(opt, nets)
+            real_A, real_B = data["A"], data["B"]
+
+            def step() -> None:
+                reference(real_A, real_B)
+        else:
+            def step() -> None:
+                model.set_input(data)
+                model.optimize_parameters()
+                model.current_loss_tensors()
+
+        peak = common.ConvPeak(device, backward=True, amp=False, channels_last=False)
+        step()
+        times = common.time_interleaved(step, peak, device, args.warmup, args.repeats, args.iters)
+    print(json.dumps({"side": side, "config": name, "batch": batch, **common.summary(times),
+                      "conv_peak_gflops": peak.median()}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    common.common_arguments(parser)
+    parser.add_argument("--configs", default=",".join(train_speed.CONFIGS),
+                        help="comma-separated subset of: " + ", ".join(train_speed.CONFIGS))
+    parser.add_argument("--rounds", type=int, default=2, help="reference/i2i pairs per config (order alternates)")
+    parser.add_argument("--threads", type=int, default=0, help="intra-op threads of both (default: PyTorch's choice)")
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args)
+        return
+    common.prepare_run(args)
+    rows = []
+    for name in args.configs.split(","):
+        batch = str(train_speed.CONFIGS[name][1])
+        pairs = []
+        for round_ in range(args.rounds):
+            order = ("reference", "i2i") if round_ % 2 == 0 else ("i2i", "reference")
+            got = {r["side"]: r for r in common.run_children(Path(__file__).resolve(),
+                                                             [[side, name, batch] for side in order],
+                                                             common.child_flags(args))}
+            if len(got) == 2:
+                pairs.append(got)
+                print(f"done: {name} round {round_ + 1}: reference {got['reference']['median_s']:.3f} s/it, "
+                      f"i2i {got['i2i']['median_s']:.3f} s/it", file=sys.stderr)
+        if pairs:
+            rows.append(summarize(name, int(batch), pairs))
+    info = common.machine()
+    print(f"\ni2i against the reference's training step ({info.get('cpu')}, {torch.get_num_threads()} threads, "
+          f"load average {info['load_average'][0]:.1f}); fp32, batch as in train_speed.py")
+    common.print_table(rows, [
+        ("config", "config", "s"), ("batch", "batch", "d"), ("reference s/it", "reference_s", ".3f"),
+        ("i2i s/it", "i2i_s", ".3f"), ("speed-up", "speedup", ".2f"), ("per round", "rounds", "s"),
+        ("conv peak (ref / i2i)", "peaks", "s"), ("target", "target", ".2f")])
+    common.write_json(args.json or "benchmarks/results/reference_speed.json", rows, info)
+
+
+def summarize(name: str, batch: int, pairs: list[dict]) -> dict:
+    ratios = [p["reference"]["median_s"] / p["i2i"]["median_s"] for p in pairs]
+    peaks = [f"{p['reference']['conv_peak_gflops']:.0f}/{p['i2i']['conv_peak_gflops']:.0f}" for p in pairs]
+    return {"config": name, "batch": batch,
+            "reference_s": statistics.median(p["reference"]["median_s"] for p in pairs),
+            "i2i_s": statistics.median(p["i2i"]["median_s"] for p in pairs), "speedup": statistics.median(ratios),
+            "rounds": " ".join(f"{r:.2f}" for r in ratios), "peaks": " ".join(peaks),
+            "target": train_speed.REFERENCE[name]["target"], "pairs": pairs}
+
+
+if __name__ == "__main__":
+    main()
