@@ -1,14 +1,15 @@
 """i2i's training step against the reference's, on this machine, now: alternating processes, same networks.
 
-    python benchmarks/reference_speed.py                          # the four configs of train_speed.py, 2 rounds
+    python benchmarks/reference_speed.py                          # train_speed.py's four configs and inference
     python benchmarks/reference_speed.py --configs pix2pix_256 --rounds 3
     python benchmarks/reference_speed.py --quick                  # a smoke run at tiny widths and sizes
 
 The reference's code cannot be run here, so its training step is re-stated from its documented behaviour
 (shared/docs/reference-behaviour.md, sections 2.2, 2.3, 3.7 and 3.9): the same networks with plain PyTorch
 layers, the same forward/backward order (CycleGAN: four generator passes, then two identity passes inside
-G's loss; pix2pix: D first, then G), `requires_grad` toggling, its image pool, target tensors made per call,
-`torch.optim.Adam` with PyTorch's defaults, and PyTorch's default runtime (no allocator tuning). What it
+G's loss; pix2pix: D first, then G; inference: the generator under torch.no_grad()), `requires_grad`
+toggling, its image pool, target tensors made per call, `torch.optim.Adam` with PyTorch's defaults, and
+PyTorch's default runtime (no allocator tuning). What it
 leaves out is the reference's data loading (4 workers competing for the cores) and its Visdom/HTML calls,
 so it is a lower bound of the reference's cost per iteration.
 
@@ -36,8 +37,13 @@ if __name__ == "__main__" and "--child" in sys.argv and sys.argv[sys.argv.index(
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 import torch  # noqa: E402
+import infer_speed  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import train_speed  # noqa: E402
+
+# Inference: the reference's test.py runs the generator under torch.no_grad(), one image at a time.
+INFERENCE = {"infer_resnet_9blocks_256": "resnet_9blocks_256", "infer_unet_256": "unet_256"}
+CONFIGS = [*train_speed.CONFIGS, *INFERENCE]
 
 
 class ReferencePool:
@@ -148,11 +154,40 @@ def reference_pix2pix(opt: argparse.Namespace, nets: dict[str, nn.Module]):
     return step
 
 
+def inference_steps(side: str, name: str, batch: int, args: argparse.Namespace, tmp: str):
+    """One batch through the generator: the reference's forward under no_grad, or i2i's `model.test()`."""
+    from models.base_model import unwrap
+
+    model, opt = infer_speed.build_model(INFERENCE[name], "fp32", batch, torch.device("cpu"), args.quick, tmp)
+    data = {"A": torch.rand(batch, 3, opt.crop_size, opt.crop_size) * 2 - 1,
+            "A_paths": [f"{i}.png" for i in range(batch)]}
+    if side == "reference":
+        net, image = plain_layers(unwrap(model.netG)), data["A"]
+
+        def step() -> None:
+            with torch.no_grad():
+                net(image)
+    else:
+        def step() -> None:
+            model.set_input(data)
+            model.test()
+    return step
+
+
 def child(argv: list[str], args: argparse.Namespace) -> None:
     side, name, batch = argv[0], argv[1], int(argv[2])
     device = torch.device("cpu")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if name in INFERENCE:
+        with tempfile.TemporaryDirectory() as tmp:
+            step = inference_steps(side, name, batch, args, tmp)
+            peak = common.ConvPeak(device, backward=False, amp=False, channels_last=False)
+            step()
+            times = common.time_interleaved(step, peak, device, args.warmup, args.repeats, args.iters)
+        print(json.dumps({"side": side, "config": name, "batch": batch, **common.summary(times),
+                          "conv_peak_gflops": peak.median()}))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         model, opt = train_speed.build_model(name, "fp32", batch, device, args.quick, tmp)
         data = train_speed.synthetic_batch(opt, batch)
@@ -179,8 +214,7 @@ def child(argv: list[str], args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     common.common_arguments(parser)
-    parser.add_argument("--configs", default=",".join(train_speed.CONFIGS),
-                        help="comma-separated subset of: " + ", ".join(train_speed.CONFIGS))
+    parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset of: " + ", ".join(CONFIGS))
     parser.add_argument("--rounds", type=int, default=2, help="reference/i2i pairs per config (order alternates)")
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads of both (default: PyTorch's choice)")
     args = parser.parse_args()
@@ -190,7 +224,7 @@ def main() -> None:
     common.prepare_run(args)
     rows = []
     for name in args.configs.split(","):
-        batch = str(train_speed.CONFIGS[name][1])
+        batch = str(train_speed.CONFIGS[name][1] if name in train_speed.CONFIGS else 1)
         pairs = []
         for round_ in range(args.rounds):
             order = ("reference", "i2i") if round_ % 2 == 0 else ("i2i", "reference")
@@ -220,7 +254,14 @@ def summarize(name: str, batch: int, pairs: list[dict]) -> dict:
             "reference_s": statistics.median(p["reference"]["median_s"] for p in pairs),
             "i2i_s": statistics.median(p["i2i"]["median_s"] for p in pairs), "speedup": statistics.median(ratios),
             "rounds": " ".join(f"{r:.2f}" for r in ratios), "peaks": " ".join(peaks),
-            "target": train_speed.REFERENCE[name]["target"], "pairs": pairs}
+            "target": target_of(name), "pairs": pairs}
+
+
+def target_of(name: str) -> float | None:
+    """Issue 6's target speed-up for a config, where it sets one."""
+    if name in INFERENCE:
+        return infer_speed.REFERENCE.get(INFERENCE[name], {}).get("target")
+    return train_speed.REFERENCE[name]["target"]
 
 
 if __name__ == "__main__":
