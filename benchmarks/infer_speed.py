@@ -2,6 +2,7 @@
 
     python benchmarks/infer_speed.py                        # resnet_9blocks and unet_256 at 256 px, batch 1 and 4
     python benchmarks/infer_speed.py --quick
+    python benchmarks/infer_speed.py --variants fp32 --onnxruntime   # PyTorch against onnxruntime
     python benchmarks/infer_speed.py --device cuda --batch_sizes 1,8
 
 Network figures are for synthetic batches (no I/O): images per second (median of repeats after warm-up, with
@@ -36,12 +37,24 @@ def build_model(name: str, variant: str, batch: int, device: torch.device, quick
     size = "64" if quick and name.startswith("resnet") else "256"  # a U-Net 256 needs 256 px
     argv = ["--dataroot", tmp, "--checkpoints_dir", tmp, "--model", "test", "--batch_size", str(batch),
             "--load_size", size, "--crop_size", size, "--gpu_ids", "0" if device.type == "cuda" else "-1",
-            *CONFIGS[name], *(["--ngf", "8"] if quick else []), *common.VARIANTS[variant]]
+            *CONFIGS[name], *(["--ngf", "8"] if quick else []), *common.VARIANTS.get(variant, [])]
     opt = TestOptions().parse(argv, save=False)
     torch.manual_seed(0)
     model = create_model(opt)  # random weights: the speed does not depend on them
     model.eval()
     return model, opt
+
+
+ONNXRUNTIME = "onnxruntime"  # an extra variant: the generator exported to ONNX and run by onnxruntime (CPU)
+
+
+def use_onnxruntime(model, tmp: str) -> None:
+    """Swap the model's generator for its ONNX export run by onnxruntime (test.py --backend onnxruntime)."""
+    from util.export import export_onnx
+    from util.inference import OnnxGenerator
+
+    path = export_onnx(model.netG, Path(tmp) / "netG.onnx", model.opt.input_nc)
+    model.netG = OnnxGenerator(path, use_cuda=False)
 
 
 def network_child(name: str, variant: str, batch: int, args: argparse.Namespace) -> dict:
@@ -58,6 +71,8 @@ def network_child(name: str, variant: str, batch: int, args: argparse.Namespace)
         peak = common.ConvPeak(device, backward=False, amp="amp" in variant, channels_last="channels_last" in variant)
         step()
         flops = common.count_flops(step)
+        if variant == ONNXRUNTIME:
+            use_onnxruntime(model, tmp)  # the FLOPs stay those of the PyTorch network it was exported from
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         times = common.time_interleaved(step, peak, device, args.warmup, args.repeats, args.iters)
@@ -128,12 +143,16 @@ def main() -> None:
     parser.add_argument("--batch_sizes", default="1,4", help="comma-separated batch sizes")
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads (default: PyTorch's choice)")
     parser.add_argument("--images", type=int, default=64, help="images for the test.py end-to-end row; 0: skip it")
+    parser.add_argument("--onnxruntime", action="store_true", help="also time the generator exported to ONNX and "
+                        "run by onnxruntime (test.py --backend onnxruntime; CPU)")
     parser.add_argument("--loader_workers", type=int, default=0, help="test.py --num_threads in the end-to-end row")
     args = parser.parse_args()
     if args.child:
         child(args.child, args)
         return
     variants = common.prepare_run(args)
+    if args.onnxruntime and args.device == "cpu":
+        variants.append(ONNXRUNTIME)
     batches = [int(b) for b in args.batch_sizes.split(",")]
     jobs = [[name, variant, str(b)] for name in args.configs.split(",") for b in batches for variant in variants]
     if args.images > 0:
