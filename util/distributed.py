@@ -178,12 +178,17 @@ def broadcast_int(value: int) -> int:
     return int(box.item())
 
 
+def _optional_value(value: float | None) -> torch.Tensor:
+    """[value, 1], or [0, 0] for None: summed over ranks, the second entry counts the ranks that had a value."""
+    return torch.tensor([0.0 if value is None else float(value), value is not None], dtype=torch.float64,
+                        device=_collective_device())
+
+
 def broadcast_float(value: float | None) -> float | None:
     """Rank 0's `value` (None included) on every rank; `value` itself without torchrun."""
     if not is_distributed():
         return value
-    box = torch.tensor([0.0 if value is None else float(value), value is not None], dtype=torch.float64,
-                       device=_collective_device())
+    box = _optional_value(value)
     with _collective("broadcasting a metric"):
         dist.broadcast(box, src=0)
     return float(box[0]) if box[1] else None
@@ -193,8 +198,7 @@ def mean_float(value: float | None) -> float | None:
     """The mean of `value` over the ranks that have one (None where none has); `value` itself without torchrun."""
     if not is_distributed():
         return value
-    box = torch.tensor([0.0 if value is None else float(value), value is not None], dtype=torch.float64,
-                       device=_collective_device())
+    box = _optional_value(value)
     with _collective("averaging a metric"):
         dist.all_reduce(box)
     return float(box[0] / box[1]) if box[1] else None
