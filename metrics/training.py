@@ -115,10 +115,12 @@ class TrainingEvaluator:
             model.train()
 
     def _visuals(self, model):
+        """The visuals `model.test()` made for each test batch (training-only ones, such as CycleGAN's identity
+        images, are left out: a resumed epoch with no step left has none)."""
         for data in self.dataset:
             model.set_input(data)
             model.test()
-            yield model.get_current_visuals()
+            yield {name: getattr(model, name) for name in model.visual_names if hasattr(model, name)}
 
     def _pick(self, visuals, names: tuple[str, str]):
         missing = [n for n in names if n not in visuals]

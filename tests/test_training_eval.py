@@ -28,6 +28,22 @@ def test_training_evaluates_logs_and_keeps_the_best(tmp_path):
     assert "eval_psnr" in (run / "loss_log.txt").read_text()
 
 
+def test_evaluation_needs_no_training_step_first(tmp_path):
+    """A resumed epoch with no batch left evaluates a model that has not trained in this process: CycleGAN has no
+    identity images then, and the evaluation must not need them."""
+    from models import create_model
+    from options.train_options import TrainOptions
+
+    data = unaligned_dataset(tmp_path / "data", count=2, size=32)
+    args = tiny_args(data, tmp_path) + ["--model", "cycle_gan", "--eval_freq", "1", "--eval_metric", "psnr",
+                                        "--netG", "resnet_6blocks"]
+    opt = TrainOptions().parse(args, save=False)
+    model = create_model(opt)
+    model.setup(opt)
+    assert not hasattr(model, "idt_B")
+    assert TrainingEvaluator(opt).evaluate(model) > 0
+
+
 def test_plateau_watches_the_metric_the_right_way_round():
     evaluator = TrainingEvaluator(SimpleNamespace(eval_freq=0))
     assert evaluator.lr_metric(3.0) == 3.0  # no evaluation: the generator loss, as before
