@@ -60,7 +60,8 @@ SamplerArg = torch.utils.data.Sampler | Callable[[torch.utils.data.Dataset], tor
 
 
 class DatasetLoader:
-    """A torch DataLoader over one dataset mode, capped at `--max_dataset_size` samples per epoch.
+    """A torch DataLoader over one dataset mode, capped at `--max_dataset_size` samples per epoch (over all
+    processes under torchrun).
 
     len(loader) is the number of *samples* (not batches), as the reference's loader reports it.
     """
@@ -72,6 +73,9 @@ class DatasetLoader:
             sampler = sampler(dataset)  # a factory, e.g. lambda ds: DistributedSampler(ds)
         self.sampler = sampler
         self.max_dataset_size = _as_limit(opt.max_dataset_size)
+        # Under torchrun the cap counts the samples of all processes, as the frequencies do: each its share.
+        self.pass_limit = self.max_dataset_size / getattr(sampler, "num_replicas", 1)
+        self.pass_limit = math.ceil(self.pass_limit) if math.isfinite(self.pass_limit) else math.inf
         # The order and each item's augmentation follow from one seed (data/sampler.py): replayable, resumable.
         seed = getattr(opt, "seed", None)
         self.order = EpochOrder(len(dataset), shuffle=not opt.serial_batches,
@@ -112,7 +116,7 @@ class DatasetLoader:
         self.order.skip(skipped)
         try:
             for i, batch in enumerate(self.dataloader):
-                if skipped + i * self.opt.batch_size >= self.max_dataset_size:
+                if skipped + i * self.opt.batch_size >= self.pass_limit:
                     break
                 yield batch
         except I2IError as exc:  # from a loader worker it arrives wrapped in the worker's traceback

@@ -316,6 +316,19 @@ def test_loader_len_and_iteration_cap(tmp_path):
     assert len(full) == 10 and [len(b["i"]) for b in full] == [4, 4, 2]  # last partial batch kept
 
 
+def test_loader_cap_is_shared_by_the_processes_of_a_torchrun_job(tmp_path):
+    """--max_dataset_size counts samples over all processes: with 2 ranks each loads its half of the cap."""
+    seen = []
+    for rank in (0, 1):
+        def shard(dataset, rank=rank):
+            return torch.utils.data.DistributedSampler(dataset, num_replicas=2, rank=rank, shuffle=False)
+
+        loader = DatasetLoader(make_opt(tmp_path, max_dataset_size=4, batch_size=1, serial_batches=True), _Numbers(),
+                               sampler=shard)
+        seen.append([b["i"].item() for b in loader])
+    assert seen == [[0, 2], [1, 3]]  # 4 samples in all, each rank its share (DistributedSampler deals i, i+2, ...)
+
+
 def test_loader_shuffles_unless_serial(tmp_path):
     torch.manual_seed(0)
     shuffled = [b["i"].item() for b in DatasetLoader(make_opt(tmp_path), _Numbers())]

@@ -98,11 +98,11 @@ class Distributed:
 
     def shard_size(self, loader: Any) -> int:
         """Samples this process loads per epoch: its DistributedSampler shard (padded to the same length on every
-        rank), capped as the loader caps a pass (`len(loader)`: --max_dataset_size); the whole loader alone."""
+        rank), capped as the loader caps a pass (its share of --max_dataset_size); the whole loader alone."""
         sampler = getattr(loader, "sampler", None)
         if not self.enabled or sampler is None:
             return len(loader)
-        return min(len(loader), len(sampler))
+        return int(min(getattr(loader, "pass_limit", len(loader)), len(sampler)))
 
     def close(self) -> None:
         """Leave the process group at the end of a run (all ranks reach it together)."""
