@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
         epoch_start = iter_data_time = time.time()
         epoch_iter, epoch_losses = state.begin_epoch(epoch)  # resuming mid-epoch skips the samples already seen
         visualizer.reset()
-        for data in progress.batches(dataset):
+        for data in progress.batches(dataset, done=epoch_iter // (opt.batch_size * dist.world_size)):
             # Update weights.
             iter_start = time.time()
             batch_size = data["A"].size(0) * dist.world_size  # samples this step over all processes

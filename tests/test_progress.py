@@ -64,6 +64,15 @@ def test_train_progress_counts_epochs_and_batches():
     assert lines[1].endswith("| G 4.000")
 
 
+def test_a_resumed_epoch_counts_from_its_trained_batches():
+    out, clock = io.StringIO(), Clock()
+    progress = TrainProgress(2, 2, batches_per_epoch=4, stream=out, interval=1000, clock=clock)
+    for _ in progress.epochs():
+        for _ in progress.batches(["c", "d"], done=2):  # the first 2 of 4 batches were trained before the stop
+            clock.now += 1
+    assert out.getvalue().splitlines()[-1].startswith("epoch 2/2: 4/4 it (100%), 1.00 it/s")
+
+
 def test_train_progress_on_a_terminal_shows_both_bars():
     out = Terminal()
     progress = TrainProgress(1, 2, batches_per_epoch=3, stream=out)

@@ -68,13 +68,13 @@ class Progress:
     def __init__(self, total: int | None, desc: str, unit: str = "it", *, stream: IO[str] | None = None,
                  terminal: bool | None = None, interval: float = PLAIN_INTERVAL, leave: bool = True,
                  position: int | None = None, clock: Callable[[], float] = time.monotonic,
-                 visible: bool | None = None) -> None:
+                 visible: bool | None = None, initial: int = 0) -> None:
         self.total, self.desc, self.unit = total, desc, unit
         self.stream = stream if stream is not None else sys.stderr
         self.visible = is_main() if visible is None else visible
         self.terminal = is_terminal(self.stream) if terminal is None else terminal
         self.interval, self.clock = interval, clock
-        self.n = 0
+        self.n = self.initial = initial  # counted before this start (a resumed epoch's trained batches)
         self.shown = -1  # the count the last plain line showed
         self.postfix = ""
         self.start = self.last_line = clock()
@@ -82,7 +82,7 @@ class Progress:
         self.bar: tqdm | None = None
         if self.terminal and self.visible:
             self.bar = tqdm(total=total, desc=desc, unit=unit, file=self.stream, leave=leave, position=position,
-                            dynamic_ncols=True)
+                            dynamic_ncols=True, initial=initial)
 
     def update(self, n: int = 1) -> None:
         """Count `n` more; a plain line if `interval` has passed since the last one."""
@@ -101,7 +101,7 @@ class Progress:
     def line(self) -> str:
         """The plain progress line: `desc: 120/400 it (30%), 2.50 it/s, 0:00:48 elapsed, 0:02:00 left | losses`."""
         elapsed = max(self.clock() - self.start, 1e-9)
-        rate = self.n / elapsed
+        rate = (self.n - self.initial) / elapsed
         count = f"{self.n}/{self.total}" if self.total else str(self.n)
         text = f"{self.desc}: {count} {self.unit}"
         if self.total:
@@ -163,11 +163,12 @@ class TrainProgress:
             if self.epoch_bar is not None:
                 self.epoch_bar.close()
 
-    def batches(self, loader: Iterable[T]) -> Iterator[T]:
-        """The loader's batches, counted on the inner bar (`epoch E/N`), closed at the end of the epoch."""
+    def batches(self, loader: Iterable[T], done: int = 0) -> Iterator[T]:
+        """The loader's batches, counted on the inner bar (`epoch E/N`) from `done` (batches a resumed epoch
+        trained before), closed at the end of the epoch."""
         position = 1 if self.epoch_bar is not None else None
         self.batch_bar = Progress(self.batches_per_epoch, f"epoch {self.epoch}/{self.last_epoch}", "it",
-                                  leave=position is None, position=position, **self.kwargs)
+                                  leave=position is None, position=position, initial=done, **self.kwargs)
         try:
             for batch in loader:
                 yield batch
