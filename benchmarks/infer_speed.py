@@ -3,6 +3,7 @@
     python benchmarks/infer_speed.py                        # resnet_9blocks and unet_256 at 256 px, batch 1 and 4
     python benchmarks/infer_speed.py --quick
     python benchmarks/infer_speed.py --variants fp32 --onnxruntime   # PyTorch against onnxruntime
+    python benchmarks/infer_speed.py --variants fp32 --compile       # and against test.py --compile
     python benchmarks/infer_speed.py --device cuda --batch_sizes 1,8
 
 Network figures are for synthetic batches (no I/O): images per second (median of repeats after warm-up, with
@@ -37,7 +38,7 @@ def build_model(name: str, variant: str, batch: int, device: torch.device, quick
     size = "64" if quick and name.startswith("resnet") else "256"  # a U-Net 256 needs 256 px
     argv = ["--dataroot", tmp, "--checkpoints_dir", tmp, "--model", "test", "--batch_size", str(batch),
             "--load_size", size, "--crop_size", size, "--gpu_ids", "0" if device.type == "cuda" else "-1",
-            *CONFIGS[name], *(["--ngf", "8"] if quick else []), *common.VARIANTS.get(variant, [])]
+            *CONFIGS[name], *(["--ngf", "8"] if quick else []), *{**common.VARIANTS, **EXTRA_VARIANTS}.get(variant, [])]
     opt = TestOptions().parse(argv, save=False)
     torch.manual_seed(0)
     model = create_model(opt)  # random weights: the speed does not depend on them
@@ -46,6 +47,7 @@ def build_model(name: str, variant: str, batch: int, device: torch.device, quick
 
 
 ONNXRUNTIME = "onnxruntime"  # an extra variant: the generator exported to ONNX and run by onnxruntime (CPU)
+EXTRA_VARIANTS = {"compile": ["--compile"]}  # test.py --compile: torch.compile with the weights frozen
 
 
 def use_onnxruntime(model, tmp: str) -> None:
@@ -145,6 +147,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=64, help="images for the test.py end-to-end row; 0: skip it")
     parser.add_argument("--onnxruntime", action="store_true", help="also time the generator exported to ONNX and "
                         "run by onnxruntime (test.py --backend onnxruntime; CPU)")
+    parser.add_argument("--compile", action="store_true", help="also time test.py --compile (torch.compile, the "
+                        "weights frozen; compilation is in the untimed warm-up)")
     parser.add_argument("--loader_workers", type=int, default=0, help="test.py --num_threads in the end-to-end row")
     args = parser.parse_args()
     if args.child:
@@ -153,6 +157,8 @@ def main() -> None:
     variants = common.prepare_run(args)
     if args.onnxruntime and args.device == "cpu":
         variants.append(ONNXRUNTIME)
+    if args.compile:
+        variants.append("compile")
     batches = [int(b) for b in args.batch_sizes.split(",")]
     jobs = [[name, variant, str(b)] for name in args.configs.split(",") for b in batches for variant in variants]
     if args.images > 0:

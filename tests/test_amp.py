@@ -151,3 +151,26 @@ def test_amp_step_on_the_gpu(tmp_path, dtype):
     model, _ = train_step(tmp_path, "cycle_gan", ["--amp", "--amp_dtype", dtype, "--channels_last"], device="cuda")
     assert (model.grad_scaler is not None) == (dtype == "fp16")
     assert_sane(model)
+
+
+@pytest.mark.slow
+def test_compiled_inference_freezes_weights_and_matches_eager(monkeypatch):
+    """test.py --compile: the weights become constants of the compiled graph (inference only), same outputs."""
+    import shutil
+    from argparse import Namespace
+
+    import torch._inductor.config as inductor_config
+
+    from networks import build_generator
+
+    if not shutil.which("g++") and not shutil.which("c++"):
+        pytest.skip("no C++ compiler: torch.compile cannot run on the CPU here")
+    monkeypatch.setattr(inductor_config, "freezing", False)
+    net = build_generator("resnet_6blocks", 3, 3, 8, norm="instance").eval()
+    runtime.prepare_network(net, Namespace(compile=True, isTrain=True), torch.device("cpu"))
+    assert not inductor_config.freezing  # training: weights change every step, never frozen
+    compiled = runtime.prepare_network(net, Namespace(compile=True, isTrain=False), torch.device("cpu"))
+    assert inductor_config.freezing
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), net(x), rtol=1e-4, atol=1e-4)

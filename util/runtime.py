@@ -43,8 +43,18 @@ def prepare_network(net: nn.Module, opt: argparse.Namespace, device: torch.devic
         net = net.to(memory_format=torch.channels_last)
     if getattr(opt, "compile", False):
         check_compile_available(device)
+        if not getattr(opt, "isTrain", False):
+            freeze_weights_when_compiling()
         net = torch.compile(net)
     return net
+
+
+def freeze_weights_when_compiling() -> None:
+    """Inference only: let torch.compile treat the weights as constants (folded and pre-packed into the kernels'
+    layouts once, instead of re-laid out on every call). resnet_9blocks at 256 px on the CPU: 2.2-2.4 -> 2.9 img/s."""
+    import torch._inductor.config
+
+    torch._inductor.config.freezing = True
 
 
 def convert_sync_batchnorm(net: nn.Module, device: torch.device) -> nn.Module:
