@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> None:
     model = create_model(opt)
     model.data_dependent_initialize(next(iter(dataset)))  # parts sized from the data (CUT's F head), once
     model.setup(opt)  # schedulers; weights too with --continue_train
+    evaluator = TrainingEvaluator(opt)  # --eval_freq: a metric on the test split, best_net_*.pth
+    # Last of the set-up: it restores the random generators, which nothing may draw from before the first step.
     state = resume_or_start(opt, model, dataset)  # --continue_train: the full training state, where saved
     print(state.describe())
     total_iters = state.total_iters  # samples seen, as the reference counts them
@@ -47,7 +49,6 @@ def main(argv: list[str] | None = None) -> None:
     # this process's batches: under torchrun, of its shard; progress is shown by rank 0 alone
     progress = TrainProgress(state.epoch, last_epoch, batches_per_epoch=-(-dist.shard_size(dataset) // opt.batch_size))
     visualizer = Visualizer(opt, progress)
-    evaluator = TrainingEvaluator(opt)  # --eval_freq: a metric on the test split, best_net_*.pth
 
     for epoch in progress.epochs():
         epoch_start = iter_data_time = time.time()

@@ -98,19 +98,25 @@ def test_two_processes_equal_one_process_with_twice_the_batch(tmp_path, model):
     assert two.stdout.count("learning rate ") == 1, two.stdout[-3000:]  # one epoch, printed once
 
 
-def test_a_job_resumed_mid_epoch_ends_as_the_uninterrupted_one(tmp_path):
+@pytest.mark.parametrize("pool_size", ["0", "3"])
+def test_a_job_resumed_mid_epoch_ends_as_the_uninterrupted_one(tmp_path, pool_size):
     """Both runs share one checkpoints directory, as a real job does. The first trains straight through a shuffled
     epoch (4 steps per rank) and keeps the state after step 2 (--save_by_iter); the second, without --seed (so
     the shards' shuffle seed is drawn afresh), resumes from that state: every rank must skip its own 2 trained
-    batches, in the saved order, and end bit for bit where the first run ended."""
+    batches, in the saved order, take back its own image pool, and end bit for bit where the first run ended."""
     data = unaligned_dataset(tmp_path / "data", count=8, size=32)
     args = [*BASE, *MODELS["cycle_gan"][1], "--dataroot", str(data), "--name", "run", "--batch_size", "1",
-            "--save_latest_freq", "4", "--save_by_iter"]
+            "--save_latest_freq", "4", "--save_by_iter", "--pool_size", pool_size]
     shared = {"I2I_TEST_CHECKPOINTS": str(tmp_path / "checkpoints")}
     straight = launch(tmp_path / "straight", [*args, "--seed", "0"], nproc=2, extra_env=shared)
     assert straight.returncode == 0, straight.stderr[-3000:]
     state = torch.load(tmp_path / "checkpoints" / "run" / "iter_4_state.pth", weights_only=True)
     assert (state["epoch"], state["epoch_iter"], state["world_size"]) == (1, 4, 2)  # 2 steps x 1 image x 2 ranks
+    assert len(state["ranks"]) == 2
+    pools = [part["pools"]["fake_A_pool"]["images"] for part in state["ranks"]]
+    assert [len(p) for p in pools] == [2 * (pool_size != "0")] * 2  # each rank's own two fakes
+    if pool_size != "0":
+        assert any(not torch.equal(a, b) for a, b in zip(*pools))  # the ranks' shards gave different fakes
 
     resumed = launch(tmp_path / "resumed", [*args, "--continue_train", "--load_iter", "4"], nproc=2,
                      extra_env=shared)

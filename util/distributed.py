@@ -178,6 +178,17 @@ def broadcast_int(value: int) -> int:
     return int(box.item())
 
 
+def gather_to_main(obj: Any) -> list[Any] | None:
+    """Every rank's `obj` (picklable; tensors on the CPU), as a list on rank 0 and None elsewhere; `[obj]` without
+    torchrun. All ranks must call it."""
+    if not is_distributed():
+        return [obj]
+    gathered: list[Any] | None = [None] * world_size() if is_main() else None
+    with _collective("gathering the training state"):
+        dist.gather_object(obj, gathered, dst=0)
+    return gathered
+
+
 def _optional_value(value: float | None) -> torch.Tensor:
     """[value, 1], or [0, 0] for None: summed over ranks, the second entry counts the ranks that had a value."""
     return torch.tensor([0.0 if value is None else float(value), value is not None], dtype=torch.float64,

@@ -11,11 +11,13 @@ files, a training-state checkpoint `<tag>_state.pth`:
 Each holds the networks, optimizers, LR schedulers, grad scalers and image pools of the model, the epoch's
 running loss sums, the RNG states (Python, NumPy, torch, CUDA), the position (epoch, samples into it,
 total_iters), the data order's seeds, the number of processes, the options and the i2i version — tensors and
-plain containers only, so it loads with `torch.load(weights_only=True)`. It is self-contained: a run killed between writing the
-network files and the state still resumes consistently from the previous state.
+plain containers only, so it loads with `torch.load(weights_only=True)`. It is self-contained: a run killed
+between writing the network files and the state still resumes consistently from the previous state.
 
 Under torchrun the samples into the epoch count those of all processes (as train.py does); a resumed process
 skips its own share of them, the batches of its shard it trained already (`util.distributed.shard_samples`).
+What differs between processes (image pools, the epoch's loss sums, random generators) is gathered into rank
+0's file under `ranks`, and each process of a job resumed with as many processes takes back its own.
 
     state = resume_or_start(opt, model, dataset)      # --continue_train: the saved state (or weights only)
     for epoch in range(state.epoch, last_epoch + 1):
@@ -46,7 +48,7 @@ import torch
 from torch import nn
 
 from .checkpoint import atomic_write, load_state_dict
-from .distributed import broadcast_int, is_distributed, is_main, shard_samples, world_size
+from .distributed import broadcast_int, gather_to_main, is_distributed, is_main, rank, shard_samples, world_size
 from .divergence import DivergenceGuard, check_finite_weights
 from .errors import I2IError
 from .image_pool import ImagePool
@@ -132,9 +134,12 @@ class TrainingState:
         nets = {name: {k: v.detach().cpu().clone() for k, v in _unwrap(getattr(self.model, f"net{name}"))
                        .state_dict().items()} for name in self.model.model_names}
         check_finite_weights(nets)
+        ranks = gather_to_main(self._own_part()) if is_distributed() else None  # what differs between ranks
         if not is_main():
             return  # torchrun: every rank holds the same weights; rank 0 alone writes them
         state = self._collect(nets, epoch, epoch_iter, total_iters)
+        if ranks is not None:
+            state["ranks"] = ranks
         for tag in tags:
             self.model.save_networks(tag)
         # The numbered file first, then `latest`: `latest_state.pth` only ever moves forward to a complete state.
@@ -146,6 +151,13 @@ class TrainingState:
         keep = int(getattr(self.opt, "keep_last", 0) or 0)
         if keep > 0:
             prune_checkpoints(self.run_dir, keep)
+
+    def _own_part(self) -> dict[str, Any]:
+        """This process's own share of the state: its image pools (fed by its shard's fakes), its epoch's loss
+        sums and its random number generators."""
+        return {"pools": {name: _cpu(pool.state_dict()) for name, pool in _attributes(self.model, ImagePool)},
+                "epoch_losses": {"sums": _cpu(self.epoch_losses.sums), "count": self.epoch_losses.count},
+                "rng": rng_state()}
 
     def _collect(self, nets: dict, epoch: int, epoch_iter: int, total_iters: int) -> dict[str, Any]:
         model = self.model
@@ -200,6 +212,11 @@ class TrainingState:
         self._restore_data_order(state)
         self.epoch, self.epoch_iter, self.total_iters = state["epoch"], state["epoch_iter"], state["total_iters"]
         self._check_world_size(path, int(state.get("world_size", 1)))
+        if len(state.get("ranks") or []) == self.world_size > 1:
+            state |= state["ranks"][rank()]  # this rank's own pools, loss sums and generators
+            for name, pool in _attributes(model, ImagePool):
+                if name in state["pools"]:
+                    pool.load_state_dict(_to(state["pools"][name], device))
         self._skip_epoch = self.epoch
         self.epoch_losses = EpochLosses()
         self.epoch_losses.sums = _to(state["epoch_losses"]["sums"], device)
