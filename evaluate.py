@@ -160,6 +160,10 @@ def main(argv: list[str] | None = None) -> dict:
             continue  # nothing selected applies to this comparison
         scores = suite.compare_files(files_a, files_b, paired=paired, distributions=distributions, desc=label)
         rows.append({"compare": label, "paired": paired, **scores})
+    if not rows:
+        raise I2IError(f"none of the selected metrics ({', '.join(suite.names)}) applies to these comparisons: "
+                       "psnr, ssim and lpips compare pairs of images (pass --paired where fake_X and real_X "
+                       "correspond, as in pix2pix results), fid and kid compare sets.")
     shown = [c for n in suite.names for c in ((n, "kid_std") if n == "kid" else (n,)) if any(c in r for r in rows)]
     print(format_table(rows, shown))
     report = {"results": args.results, "fake": args.fake, "real": args.real, "metrics": suite.names,

@@ -73,3 +73,16 @@ def test_fid_runs_with_a_local_weights_file(tmp_path, monkeypatch):
                             "--json", str(tmp_path / "m.json")])
     row = report["rows"][0]
     assert np.isfinite(row["fid"]) and row["fid"] > 0 and np.isfinite(row["kid"])
+
+
+def test_paired_metrics_on_unpaired_comparisons_say_to_pass_paired(tmp_path, monkeypatch):
+    from util.errors import I2IError
+
+    monkeypatch.setenv("I2I_CACHE", str(tmp_path / "empty_cache"))
+    results = _flat_results(tmp_path / "p2p")
+    for path in (results / "images").glob("*_rec_A.png"):  # pix2pix results: fake_B and real_B only
+        path.unlink()
+    for path in (results / "images").glob("*_real_A.png"):
+        path.unlink()
+    with pytest.raises(I2IError, match="pass --paired"):
+        load_script("evaluate").main([str(results), "--metrics", "psnr,ssim"])
