@@ -46,7 +46,7 @@ def use_native_path(x: torch.Tensor) -> bool:
         and x.shape[0] * x.shape[2] * x.shape[3] <= SMALL_MAP_POSITIONS
         and x.is_contiguous()
         and torch.backends.mkldnn.is_available()
-        and torch._C._get_mkldnn_enabled()
+        and torch.backends.mkldnn.enabled
         and not _autocast_on("cpu")
         and not _capturing()
     )
@@ -56,11 +56,11 @@ class _OneDNNOff:
     """Disable oneDNN for the operators run inside (PyTorch then picks its native CPU kernels)."""
 
     def __enter__(self) -> None:
-        self.previous = torch._C._get_mkldnn_enabled()
-        torch._C._set_mkldnn_enabled(False)
+        self.previous = torch.backends.mkldnn.enabled
+        torch.backends.mkldnn.enabled = False
 
     def __exit__(self, *exc: object) -> None:
-        torch._C._set_mkldnn_enabled(self.previous)
+        torch.backends.mkldnn.enabled = self.previous
 
 
 class _NativeConvolution(torch.autograd.Function):

@@ -58,7 +58,7 @@ def test_small_maps_take_the_native_kernels_large_maps_onednn(fast_cls, plain_cl
     side = int(SMALL_MAP_POSITIONS**0.5) * 2
     large = torch.randn(2, 16, side, side, requires_grad=True)  # batch > 1: PyTorch itself picks oneDNN
     assert not any("slow_conv" in name for name in conv_kernels(lambda: fast(large).sum().backward()))
-    assert torch._C._get_mkldnn_enabled(), "oneDNN must be switched back on after the call"
+    assert torch.backends.mkldnn.enabled, "oneDNN must be switched back on after the call"
 
 
 def test_no_grad_and_autocast_calls_work() -> None:
