@@ -15,7 +15,8 @@ so it is a lower bound of the reference's cost per iteration.
 
 Each round runs the reference then i2i (the next round the other way round), each in a fresh process that
 measures its own convolution peak, so drift of the machine shows up as drift of the peak. Printed: seconds per
-iteration of each, and the speed-up per round (reference time / i2i time of the same round).
+iteration of each, the speed-up per round (reference time / i2i time of the same round), and that speed-up
+scaled by the ratio of the two processes' convolution rates (what it would be had the machine kept one speed).
 """
 
 from __future__ import annotations
@@ -243,17 +244,23 @@ def main() -> None:
     common.print_table(rows, [
         ("config", "config", "s"), ("batch", "batch", "d"), ("reference s/it", "reference_s", ".3f"),
         ("i2i s/it", "i2i_s", ".3f"), ("speed-up", "speedup", ".2f"), ("per round", "rounds", "s"),
-        ("conv peak (ref / i2i)", "peaks", "s"), ("target", "target", ".2f")])
+        ("conv peak (ref / i2i)", "peaks", "s"), ("at equal conv rate", "speedup_equal_rate", ".2f"),
+        ("per round", "rounds_equal_rate", "s"), ("target", "target", ".2f")])
     common.write_json(args.json or "benchmarks/results/reference_speed.json", rows, info)
 
 
 def summarize(name: str, batch: int, pairs: list[dict]) -> dict:
     ratios = [p["reference"]["median_s"] / p["i2i"]["median_s"] for p in pairs]
+    # the same ratio had both sides met the same convolution rate (the machine's speed moves between processes)
+    at_equal_rate = [ratio * p["reference"]["conv_peak_gflops"] / p["i2i"]["conv_peak_gflops"]
+                     for ratio, p in zip(ratios, pairs)]
     peaks = [f"{p['reference']['conv_peak_gflops']:.0f}/{p['i2i']['conv_peak_gflops']:.0f}" for p in pairs]
     return {"config": name, "batch": batch,
             "reference_s": statistics.median(p["reference"]["median_s"] for p in pairs),
             "i2i_s": statistics.median(p["i2i"]["median_s"] for p in pairs), "speedup": statistics.median(ratios),
             "rounds": " ".join(f"{r:.2f}" for r in ratios), "peaks": " ".join(peaks),
+            "speedup_equal_rate": statistics.median(at_equal_rate),
+            "rounds_equal_rate": " ".join(f"{r:.2f}" for r in at_equal_rate),
             "target": target_of(name), "pairs": pairs}
 
 
