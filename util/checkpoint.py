@@ -75,19 +75,24 @@ def save_state_dict(state: dict[str, Any], path: str | os.PathLike) -> None:
     atomic_write(path, lambda f: torch.save(cpu_state, f))
 
 
+def existing_checkpoint(path: str | os.PathLike) -> Path | None:
+    """`path` if it exists, else the same file in the other format (`x.pth` <-> `x.safetensors`), else None."""
+    path = Path(path)
+    other = path.with_suffix(".pth" if path.suffix == SAFETENSORS else SAFETENSORS)
+    return next((p for p in (path, other) if p.is_file()), None)
+
+
 def load_state_dict(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a state_dict safely: tensors and plain containers only, never pickled code.
 
     A missing `x.pth` is also looked for as `x.safetensors` (and the other way round), so loading needs no
     `--checkpoint_format`."""
-    path = Path(path)
-    if not path.is_file():
-        other = path.with_suffix(".pth" if path.suffix == SAFETENSORS else SAFETENSORS)
-        if not other.is_file():
-            found = sorted(p.name for p in path.parent.glob("*_net_*") if p.suffix in (".pth", SAFETENSORS))
-            raise I2IError(f"checkpoint {path} does not exist. Check --name, --checkpoints_dir and --epoch "
-                           f"(files there: {', '.join(found) or 'none'}).")
-        path = other
+    found = existing_checkpoint(path)
+    if found is None:
+        names = sorted(p.name for p in Path(path).parent.glob("*_net_*") if p.suffix in (".pth", SAFETENSORS))
+        raise I2IError(f"checkpoint {path} does not exist. Check --name, --checkpoints_dir and --epoch "
+                       f"(files there: {', '.join(names) or 'none'}).")
+    path = found
     if path.suffix == SAFETENSORS:
         return _load_safetensors(path, map_location)
     try:

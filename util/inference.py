@@ -107,23 +107,19 @@ def load_translator(checkpoint_dir: str | os.PathLike, *, epoch: str = "latest",
     from networks import build_generator
     from networks.compat import load_state_dict_compat
 
-    from .checkpoint import SAFETENSORS, load_state_dict
+    from .checkpoint import SAFETENSORS, existing_checkpoint, load_state_dict
     from .saved_options import architecture, read_saved_options
 
     folder = Path(checkpoint_dir)
     arch = architecture(read_saved_options(folder))
-    def saved(name: str) -> Path | None:  # either checkpoint format
-        return next((p for p in (folder / f"{epoch}_net_{name}{suffix}" for suffix in (".pth", SAFETENSORS))
-                     if p.is_file()), None)
-
     if generator is None:
-        generator = "G" if saved("G") else "G_A"
+        generator = "G" if existing_checkpoint(folder / f"{epoch}_net_G.pth") else "G_A"
     input_nc, output_nc = arch["input_nc"], arch["output_nc"]
     if generator.endswith("_B"):  # G_B translates B -> A
         input_nc, output_nc = output_nc, input_nc
     net = build_generator(arch["netG"], input_nc, output_nc, arch["ngf"], norm=arch["norm"],
                           use_dropout=not arch["no_dropout"], init_type=arch["init_type"], init_gain=arch["init_gain"])
-    path = saved(generator)
+    path = existing_checkpoint(folder / f"{epoch}_net_{generator}.pth")
     if path is None:
         found = ", ".join(sorted(p.name for p in folder.glob(f"{epoch}_net_G*") if p.suffix in (".pth", SAFETENSORS)))
         raise I2IError(f"{folder / f'{epoch}_net_{generator}.pth'} does not exist (generators for --epoch {epoch} "
