@@ -134,12 +134,13 @@ class TrainingState:
         nets = {name: {k: v.detach().cpu().clone() for k, v in _unwrap(getattr(self.model, f"net{name}"))
                        .state_dict().items()} for name in self.model.model_names}
         check_finite_weights(nets)
-        ranks = gather_to_main(self._own_part()) if is_distributed() else None  # what differs between ranks
+        own = self._own_part()
+        ranks = gather_to_main(own) if is_distributed() else None  # what differs between ranks
         if not is_main():
             return  # torchrun: every rank holds the same weights; rank 0 alone writes them
-        state = self._collect(nets, epoch, epoch_iter, total_iters)
+        state = self._collect(nets, epoch, epoch_iter, total_iters) | own
         if ranks is not None:
-            state["ranks"] = ranks
+            state["ranks"] = [own, *ranks[1:]]  # rank 0's part as the same tensors: torch.save stores them once
         for tag in tags:
             self.model.save_networks(tag)
         # The numbered file first, then `latest`: `latest_state.pth` only ever moves forward to a complete state.
@@ -160,6 +161,7 @@ class TrainingState:
                 "rng": rng_state()}
 
     def _collect(self, nets: dict, epoch: int, epoch_iter: int, total_iters: int) -> dict[str, Any]:
+        """What every rank shares (the `_own_part` of the writing rank is added beside it)."""
         model = self.model
         order = getattr(self.dataset, "order", None)
         return {
@@ -175,11 +177,8 @@ class TrainingState:
             "nets": nets,
             "optimizers": [o.state_dict() for o in model.optimizers],
             "schedulers": [s.state_dict() for s in getattr(model, "schedulers", [])],
-            "pools": {name: _cpu(pool.state_dict()) for name, pool in _attributes(model, ImagePool)},
             "scalers": {name: s.state_dict() for name, s in _attributes(model, torch.amp.GradScaler)},
             "metric": float(getattr(model, "metric", 0.0)),
-            "epoch_losses": {"sums": _cpu(self.epoch_losses.sums), "count": self.epoch_losses.count},
-            "rng": rng_state(),
         }
 
     # -- loading ----------------------------------------------------------------------------------------
@@ -202,6 +201,10 @@ class TrainingState:
                                f"{self.run_dir / 'train_opt.txt'}. ({str(exc).splitlines()[0]})") from None
         _load_all(path, "optimizers", model.optimizers, state["optimizers"])
         _load_all(path, "schedulers", getattr(model, "schedulers", []), state["schedulers"])
+        self.epoch, self.epoch_iter, self.total_iters = state["epoch"], state["epoch_iter"], state["total_iters"]
+        self._check_world_size(path, int(state.get("world_size", 1)))
+        if len(state.get("ranks") or []) == self.world_size > 1:
+            state |= state["ranks"][rank()]  # this rank's own pools, loss sums and generators
         for kind, saved, found in (("pools", state["pools"], dict(_attributes(model, ImagePool))),
                                    ("scalers", state["scalers"], dict(_attributes(model, torch.amp.GradScaler)))):
             for name, obj in found.items():
@@ -210,13 +213,6 @@ class TrainingState:
         model.metric = state.get("metric", 0.0)
         self._follow_new_schedule(json.loads(state["options"]), state["epoch"])
         self._restore_data_order(state)
-        self.epoch, self.epoch_iter, self.total_iters = state["epoch"], state["epoch_iter"], state["total_iters"]
-        self._check_world_size(path, int(state.get("world_size", 1)))
-        if len(state.get("ranks") or []) == self.world_size > 1:
-            state |= state["ranks"][rank()]  # this rank's own pools, loss sums and generators
-            for name, pool in _attributes(model, ImagePool):
-                if name in state["pools"]:
-                    pool.load_state_dict(_to(state["pools"][name], device))
         self._skip_epoch = self.epoch
         self.epoch_losses = EpochLosses()
         self.epoch_losses.sums = _to(state["epoch_losses"]["sums"], device)
