@@ -17,7 +17,7 @@ from metrics.training import TrainingEvaluator
 from models import create_model
 from options.train_options import TrainOptions
 from util.cli import run_main
-from util.distributed import init_distributed
+from util.distributed import init_distributed, shard_samples
 from util.progress import TrainProgress
 from util.seed import seed_everything
 from util.training_state import resume_or_start
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
         epoch_start = iter_data_time = time.time()
         epoch_iter, epoch_losses = state.begin_epoch(epoch)  # resuming mid-epoch skips the samples already seen
         visualizer.reset()
-        for data in progress.batches(dataset, done=epoch_iter // (opt.batch_size * dist.world_size)):
+        for data in progress.batches(dataset, done=shard_samples(epoch_iter, dist.world_size) // opt.batch_size):
             # Update weights.
             iter_start = time.time()
             batch_size = data["A"].size(0) * dist.world_size  # samples this step over all processes

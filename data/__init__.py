@@ -74,8 +74,9 @@ class DatasetLoader:
         self.sampler = sampler
         self.max_dataset_size = _as_limit(opt.max_dataset_size)
         # Under torchrun the cap counts the samples of all processes, as the frequencies do: each its share.
-        self.pass_limit = self.max_dataset_size / getattr(sampler, "num_replicas", 1)
-        self.pass_limit = math.ceil(self.pass_limit) if math.isfinite(self.pass_limit) else math.inf
+        replicas = getattr(sampler, "num_replicas", 1)
+        self.pass_limit = math.ceil(self.max_dataset_size / replicas) if math.isfinite(self.max_dataset_size) \
+            else math.inf
         # The order and each item's augmentation follow from one seed (data/sampler.py): replayable, resumable.
         seed = getattr(opt, "seed", None)
         self.order = EpochOrder(len(dataset), shuffle=not opt.serial_batches,
