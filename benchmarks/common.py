@@ -178,6 +178,16 @@ def print_table(records: Sequence[dict[str, Any]], columns: Sequence[tuple[str, 
             print("  ".join("-" * w for w in widths))
 
 
+def report(title: str, records: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str]],
+           json_path: str) -> None:
+    """How every benchmark ends: a line naming the machine, the table on stdout, the records as JSON."""
+    info = machine()
+    print(f"\n{title} ({info.get('gpu') or info.get('cpu')}, {info['threads']} threads, load average "
+          f"{info['load_average'][0]:.1f})")
+    print_table(records, columns)
+    write_json(json_path, records, info)
+
+
 def write_json(path: str | None, records: Sequence[dict[str, Any]], meta: dict[str, Any]) -> None:
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)

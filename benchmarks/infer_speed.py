@@ -169,16 +169,13 @@ def main() -> None:
         records.append(record)
         print(f"done: {record['config']} {record['variant']} batch {record['batch']}: "
               f"{record['img_per_s']:.2f} img/s", file=sys.stderr)
-    info = common.machine()
-    print(f"\ninference speed on {args.device} ({info.get('gpu') or info.get('cpu')}, {info['threads']} threads, "
-          f"load average {info['load_average'][0]:.1f})")
-    common.print_table(records, [
+    common.report(f"inference speed on {args.device}", records, [
         ("config", "config", "s"), ("variant", "variant", "s"), ("batch", "batch", "d"),
         ("img/s", "img_per_s", ".2f"), ("s/batch", "median_s", ".3f"), ("q1", "q1_s", ".3f"), ("q3", "q3_s", ".3f"),
         ("GFLOP/img", "gflop_per_img", ".1f"), ("GFLOP/s", "gflops", ".1f"), ("conv peak", "conv_peak_gflops", ".1f"),
         ("fraction", "fraction", ".2f"), ("peak GiB", "peak_mem_gib", ".2f"), ("ref img/s", "ref_img_s", ".2f"),
-        ("ref fraction", "ref_fraction", ".2f"), ("vs ref", "vs_ref", ".2f"), ("target", "target", ".2f")])
-    common.write_json(args.json or "benchmarks/results/infer_speed.json", records, info)
+        ("ref fraction", "ref_fraction", ".2f"), ("vs ref", "vs_ref", ".2f"), ("target", "target", ".2f")],
+        args.json or "benchmarks/results/infer_speed.json")
 
 
 if __name__ == "__main__":

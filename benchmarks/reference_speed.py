@@ -238,15 +238,12 @@ def main() -> None:
                       f"i2i {got['i2i']['median_s']:.3f} s/it", file=sys.stderr)
         if pairs:
             rows.append(summarize(name, int(batch), pairs))
-    info = common.machine()
-    print(f"\ni2i against the reference's training step ({info.get('cpu')}, {torch.get_num_threads()} threads, "
-          f"load average {info['load_average'][0]:.1f}); fp32, batch as in train_speed.py")
-    common.print_table(rows, [
+    common.report("i2i against the reference's step, fp32, batch as in train_speed.py", rows, [
         ("config", "config", "s"), ("batch", "batch", "d"), ("reference s/it", "reference_s", ".3f"),
         ("i2i s/it", "i2i_s", ".3f"), ("speed-up", "speedup", ".2f"), ("per round", "rounds", "s"),
         ("conv peak (ref / i2i)", "peaks", "s"), ("at equal conv rate", "speedup_equal_rate", ".2f"),
-        ("per round", "rounds_equal_rate", "s"), ("target", "target", ".2f")])
-    common.write_json(args.json or "benchmarks/results/reference_speed.json", rows, info)
+        ("per round", "rounds_equal_rate", "s"), ("target", "target", ".2f")],
+        args.json or "benchmarks/results/reference_speed.json")
 
 
 def summarize(name: str, batch: int, pairs: list[dict]) -> dict:

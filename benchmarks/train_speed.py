@@ -155,18 +155,14 @@ def main() -> None:
         records.append(record)
         print(f"done: {record['config']} {record['variant']} batch {record['batch']}: "
               f"{record['median_s']:.3f} s/it", file=sys.stderr)
-    info = common.machine()
-    print(f"\ntraining speed on {args.device} ({info.get('gpu') or info.get('cpu')}, "
-          f"{torch.get_num_threads()} threads, load average {info['load_average'][0]:.1f})")
-    common.print_table(records, [
+    common.report(f"training speed on {args.device}", records, [
         ("config", "config", "s"), ("variant", "variant", "s"), ("batch", "batch", "d"),
         ("s/it", "median_s", ".3f"), ("q1", "q1_s", ".3f"), ("q3", "q3_s", ".3f"), ("img/s", "img_per_s", ".2f"),
         ("GFLOP/it", "gflop_per_iter", ".1f"), ("GFLOP/s", "gflops", ".1f"), ("conv peak", "conv_peak_gflops", ".1f"),
         ("fraction", "fraction", ".2f"), ("peak GiB", "peak_mem_gib", ".2f"), ("faults/it", "faults_per_iter", ".0f"),
         ("data ms/img", "data_ms_per_img", ".1f"), ("ref s/it", "ref_s_it", ".2f"), ("ref fraction", "ref_fraction",
                                                                                       ".2f"),
-        ("vs ref", "vs_ref", ".2f"), ("target", "target", ".2f")])
-    common.write_json(args.json or "benchmarks/results/train_speed.json", records, info)
+        ("vs ref", "vs_ref", ".2f"), ("target", "target", ".2f")], args.json or "benchmarks/results/train_speed.json")
 
 
 if __name__ == "__main__":
