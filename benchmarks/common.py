@@ -166,6 +166,17 @@ def run_children(script: Path, jobs: Sequence[list[str]], common: list[str]) -> 
         yield json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def run_all(script: Path, jobs: Sequence[list[str]], common: list[str],
+            speed: Callable[[dict[str, Any]], str]) -> list[dict[str, Any]]:
+    """`run_children`'s records, with a `done: CONFIG VARIANT batch B: <speed>` line on stderr as each ends."""
+    records = []
+    for record in run_children(script, jobs, common):
+        records.append(record)
+        print(f"done: {record['config']} {record['variant']} batch {record['batch']}: {speed(record)}",
+              file=sys.stderr)
+    return records
+
+
 def print_table(records: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str]]) -> None:
     """columns: (header, key, format)."""
     cells = [[h for h, _, _ in columns]]

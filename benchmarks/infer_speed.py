@@ -164,11 +164,7 @@ def main() -> None:
     if args.images > 0:
         jobs += [["test.py", "fp32", str(b)] for b in batches]
     passed = common.child_flags(args, f"--images={args.images}", f"--loader_workers={args.loader_workers}")
-    records = []
-    for record in common.run_children(Path(__file__).resolve(), jobs, passed):
-        records.append(record)
-        print(f"done: {record['config']} {record['variant']} batch {record['batch']}: "
-              f"{record['img_per_s']:.2f} img/s", file=sys.stderr)
+    records = common.run_all(Path(__file__).resolve(), jobs, passed, lambda r: f"{r['img_per_s']:.2f} img/s")
     common.report(f"inference speed on {args.device}", records, [
         ("config", "config", "s"), ("variant", "variant", "s"), ("batch", "batch", "d"),
         ("img/s", "img_per_s", ".2f"), ("s/batch", "median_s", ".3f"), ("q1", "q1_s", ".3f"), ("q3", "q3_s", ".3f"),

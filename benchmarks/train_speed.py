@@ -150,11 +150,7 @@ def main() -> None:
         sizes = [int(b) for b in args.batch_sizes.split(",")] if args.batch_sizes else [CONFIGS[name][1]]
         jobs += [[name, variant, str(batch)] for batch in sizes for variant in variants]
     passed = common.child_flags(args)
-    records = []
-    for record in common.run_children(Path(__file__).resolve(), jobs, passed):
-        records.append(record)
-        print(f"done: {record['config']} {record['variant']} batch {record['batch']}: "
-              f"{record['median_s']:.3f} s/it", file=sys.stderr)
+    records = common.run_all(Path(__file__).resolve(), jobs, passed, lambda r: f"{r['median_s']:.3f} s/it")
     common.report(f"training speed on {args.device}", records, [
         ("config", "config", "s"), ("variant", "variant", "s"), ("batch", "batch", "d"),
         ("s/it", "median_s", ".3f"), ("q1", "q1_s", ".3f"), ("q3", "q3_s", ".3f"), ("img/s", "img_per_s", ".2f"),
