@@ -52,3 +52,12 @@ def test_the_reference_side_runs_with_pytorchs_default_runtime():
              "import common; print('util.cpu_setup' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.slow
+def test_infer_speed_times_the_onnxruntime_backend_too(tmp_path):
+    pytest.importorskip("onnxruntime")
+    _, data = run("infer_speed.py", "--configs", "unet_256", "--variants", "fp32", "--batch_sizes", "1", "--images",
+                  "0", "--onnxruntime", tmp_path=tmp_path)
+    assert [r["variant"] for r in data["results"]] == ["fp32", "onnxruntime"]
+    assert all(r["img_per_s"] > 0 and r["gflop_per_img"] > 0 for r in data["results"])  # FLOPs: the torch network's
