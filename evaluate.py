@@ -29,6 +29,7 @@ from metrics.weights import ALEXNET, INCEPTION_FID, resolve_weights
 from options.base_options import OptionParser, parse_gpu_ids
 from util.cli import run_main
 from util.errors import I2IError
+from util.option_types import number
 
 DEFAULT_METRICS = ("fid", "kid", "psnr", "ssim", "lpips")
 
@@ -46,7 +47,7 @@ def make_parser() -> argparse.ArgumentParser:
     add("--inception_weights", default=None, help="FID Inception weights file (pt_inception-2015-12-05-6726825d.pth)")
     add("--lpips_weights", default=None, help="LPIPS AlexNet backbone file (alexnet-owt-7be5be79.pth)")
     add("--download", action="store_true", help="download missing weights into the cache ($I2I_CACHE or ~/.cache/i2i)")
-    add("--batch_size", type=int, default=50, help="images per batch")
+    add("--batch_size", type=number(int, at_least=1), default=50, help="images per batch")
     add("--gpu_ids", default="-1", help="GPU id to run the networks on; -1 for the CPU")
     add("--json", default=None, help="where to write the scores (default: RESULTS/metrics.json or ./metrics.json)")
     return parser

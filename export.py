@@ -33,7 +33,7 @@ def output_paths(opt, names: list[str]) -> dict[str, Path]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Path]:
-    opt = ExportOptions().parse(argv, save=False)
+    opt = ExportOptions().parse(argv)
     model = create_model(opt)
     model.setup(opt)  # loads the --epoch checkpoints
     written = {}

@@ -3,7 +3,8 @@
     python3 quickstart.py demo     # .venv with the requirements, then train + test the demo models
     python3 quickstart.py test     # .venv with the requirements, then the test suite (extra args go to pytest)
 
-The virtual environment lives in .venv/ and is reused while requirements.txt is unchanged.
+The virtual environment lives in .venv/ and is reused while requirements.txt is unchanged. pip is
+upgraded to the newest release first; I2I_KEEP_PIP=1 keeps the pip that venv brings.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ VENV = ROOT / ".venv"
 PYTHON = VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 STAMP = VENV / ".i2i-requirements"
 
-DEMO_STEPS = [
-    ["train.py", "--model", "cycle_gan"],
+DEMO_STEPS = [  # --overwrite_run: a second demo replaces the first one's runs
+    ["train.py", "--model", "cycle_gan", "--overwrite_run"],
     ["test.py", "--model", "cycle_gan"],
-    ["train.py", "--model", "pix2pix"],
+    ["train.py", "--model", "pix2pix", "--overwrite_run"],
     ["test.py", "--model", "pix2pix"],
 ]
 
@@ -43,12 +44,32 @@ def ensure_venv() -> None:
     if not PYTHON.exists():
         print(f"creating {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    # visdom 0.2.4 builds with setuptools' pkg_resources, gone from setuptools >= 81; the constraint
-    # reaches pip's isolated build environments through PIP_CONSTRAINT.
-    constraints = str(ROOT / ".ci" / "constraints.txt")
-    run([str(PYTHON), "-m", "pip", "install", "--upgrade", "pip"], PIP_CONSTRAINT=constraints)
-    run([str(PYTHON), "-m", "pip", "install", "-r", "requirements.txt"], PIP_CONSTRAINT=constraints)
+    pip = [str(PYTHON), "-m", "pip", "install"]
+    if os.environ.get("I2I_KEEP_PIP") != "1":
+        run([*pip, "--upgrade", "pip"])
+    install_build_tools(pip)
+    run([*pip, "-r", "requirements.txt"])
     STAMP.write_text(wanted + "\n")
+
+
+def install_build_tools(pip: list[str]) -> None:
+    """Put setuptools<81 into .venv and build Visdom's source package there, without build isolation.
+
+    Visdom 0.2.4 ships only as an sdist whose setup.py imports pkg_resources, which setuptools 81 removed.
+    An isolated build would fetch the newest setuptools, and whether a constraint reaches that isolated
+    environment depends on the pip version (PIP_CONSTRAINT until pip 26, PIP_BUILD_CONSTRAINT since).
+    Building in .venv itself with a pinned setuptools works the same with every pip.
+    """
+    run([*pip, "setuptools<81", "wheel"])
+    # --no-cache-dir: a Visdom wheel cached by an earlier install would hide a build that fails today.
+    run([*pip, "--no-build-isolation", "--no-cache-dir", "--no-deps", visdom_requirement()])
+
+
+def visdom_requirement() -> str:
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        if line.strip().lower().startswith("visdom"):
+            return line.strip()
+    return "visdom"
 
 
 def main(argv: list[str]) -> None:

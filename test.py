@@ -14,6 +14,7 @@ import util.cpu_setup  # noqa: F401, I001  (first, before torch: OpenMP reads it
 from pathlib import Path
 
 from data import create_dataset
+from data.demo import make_demo_data
 from models import create_model
 from options.test_options import TestOptions
 from util.cli import run_main
@@ -26,7 +27,11 @@ RESULTS_PER_PAGE = 100  # inputs per results page: a 10,000-image run gives 100 
 
 
 def main(argv: list[str] | None = None) -> None:
-    opt = TestOptions().parse(argv)
+    options = TestOptions()
+    opt = options.parse(argv)
+    if options.demo:
+        make_demo_data(opt.dataset_mode)
+    options.save(opt)  # prints the options (and notes) and writes test_opt.txt/.json
     dataset = create_dataset(opt)
     model = create_model(opt)
     prepare_for_inference(model, opt)  # loads the --epoch checkpoints (or ONNX files); any size; --tile

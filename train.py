@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import util.cpu_setup  # noqa: F401, I001  (first, before torch: OpenMP reads its settings once)
 import time
+from pathlib import Path
 
 from data import create_dataset
+from data.demo import make_demo_data
 from metrics.training import TrainingEvaluator
 from models import create_model
 from options.train_options import TrainOptions
 from util.cli import run_main
 from util.distributed import init_distributed, shard_samples
 from util.progress import TrainProgress
+from util.run_folder import claim_run_folder
 from util.seed import seed_everything
 from util.training_state import resume_or_start
 from util.visualizer import Visualizer
@@ -31,8 +34,15 @@ def crossed(total: int, step: int, freq: int) -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     # Initialize.
-    opt = TrainOptions().parse(argv)
+    options = TrainOptions()
+    opt = options.parse(argv)
     dist = init_distributed(opt)  # under torchrun: this process's device, rank and data shard; else a no-op
+    # One live run per run folder, and a fresh run never overwrites a trained one (rank 0 owns the folder).
+    run_lock = claim_run_folder(Path(opt.checkpoints_dir) / opt.name, resuming=opt.continue_train,
+                                overwrite=opt.overwrite_run) if dist.rank == 0 else None
+    if options.demo:
+        make_demo_data(opt.dataset_mode)
+    options.save(opt)  # prints the options (and notes) and writes train_opt.txt/.json
     seed_everything(opt.seed)
     dataset = create_dataset(opt, sampler=dist.sampler(opt))
     dataset_size = len(dataset)
@@ -94,6 +104,8 @@ def main(argv: list[str] | None = None) -> None:
         progress.write(f"End of epoch {epoch} / {last_epoch} \t Time Taken: {time.time() - epoch_start:.0f} sec")
     visualizer.close()
     dist.close()
+    if run_lock is not None:
+        run_lock.release()
 
 
 if __name__ == "__main__":

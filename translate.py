@@ -21,6 +21,7 @@ from data.image_folder import is_image_file, load_image
 from options.base_options import OptionParser, parse_gpu_ids
 from util.cli import run_main
 from util.errors import I2IError
+from util.option_types import number
 from util.inference import load_translator
 
 
@@ -35,8 +36,8 @@ def make_parser() -> argparse.ArgumentParser:
     add("--epoch", default="latest", help="which checkpoint: latest or an epoch number")
     add("--generator", default=None, help="G, G_A or G_B (default: G if present, else G_A)")
     add("--output", default="translated", help="folder for the results (PNG, same names)")
-    add("--tile", type=int, default=0, help="translate images larger than N pixels in N x N tiles")
-    add("--tile_overlap", type=int, default=32, help="pixels shared by neighbouring tiles")
+    add("--tile", type=number(int, at_least=0), default=0, help="translate images larger than N pixels in N x N tiles")
+    add("--tile_overlap", type=number(int, at_least=0), default=32, help="pixels shared by neighbouring tiles")
     add("--gpu_ids", default="-1", help="GPU id, or -1 for the CPU")
     return parser
 

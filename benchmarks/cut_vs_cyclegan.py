@@ -61,7 +61,7 @@ def worker(args: argparse.Namespace) -> dict:
             "--dataroot", tmp, "--checkpoints_dir", tmp, "--gpu_ids", args.gpu_ids, "--display_id", "0",
             "--ngf", str(args.ngf), "--ndf", str(args.ndf), "--crop_size", str(args.size),
             "--load_size", str(args.size), "--batch_size", str(args.batch_size), "--seed", "0"]
-        opt = TrainOptions().parse(argv, save=False)
+        opt = TrainOptions().parse(argv)
         model = create_model(opt)
         shape = (args.batch_size, 3, args.size, args.size)
         batch = {"A": torch.rand(shape) * 2 - 1, "B": torch.rand(shape) * 2 - 1,

@@ -39,7 +39,7 @@ def build_model(name: str, variant: str, batch: int, device: torch.device, quick
     argv = ["--dataroot", tmp, "--checkpoints_dir", tmp, "--model", "test", "--batch_size", str(batch),
             "--load_size", size, "--crop_size", size, "--gpu_ids", "0" if device.type == "cuda" else "-1",
             *CONFIGS[name], *(["--ngf", "8"] if quick else []), *{**common.VARIANTS, **EXTRA_VARIANTS}.get(variant, [])]
-    opt = TestOptions().parse(argv, save=False)
+    opt = TestOptions().parse(argv)
     torch.manual_seed(0)
     model = create_model(opt)  # random weights: the speed does not depend on them
     model.eval()

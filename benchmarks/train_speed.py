@@ -56,7 +56,7 @@ def build_model(name: str, variant: str, batch: int, device: torch.device, quick
         args = [*args, *QUICK, "--load_size", size, "--crop_size", size]
     argv = ["--dataroot", tmp, "--checkpoints_dir", tmp, "--display_id", "0", "--batch_size", str(batch),
             "--gpu_ids", "0" if device.type == "cuda" else "-1", *args, *common.VARIANTS[variant]]
-    opt = TrainOptions().parse(argv, save=False)
+    opt = TrainOptions().parse(argv)
     torch.manual_seed(0)
     model = create_model(opt)
     model.setup(opt)

@@ -190,3 +190,10 @@ def _mark(root: Path, config: dict) -> None:
 def _save(image: Image.Image, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path, format="PNG")
+
+
+def make_demo_data(dataset_mode: str) -> Path:
+    """Draw (once) the demo dataset that `--dataset_mode` reads; returns its root."""
+    makers = {"unaligned": make_unaligned_demo, "single": make_unaligned_demo, "aligned": make_aligned_demo,
+              "colorization": make_colorization_demo}
+    return makers[dataset_mode]()

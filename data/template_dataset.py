@@ -24,6 +24,8 @@ from typing import Any
 
 from PIL import Image
 
+from util.option_types import number
+
 from . import DATASETS
 from .base_dataset import BaseDataset, apply_transform, get_params, get_transform
 from .image_folder import load_image, make_dataset
@@ -36,7 +38,7 @@ class TemplateDataset(BaseDataset):
     @classmethod
     def modify_commandline_options(cls, parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
         """Add this dataset mode's options (here one) or change defaults of existing ones."""
-        parser.add_argument("--blur_factor", type=int, default=4,
+        parser.add_argument("--blur_factor", type=number(int, at_least=1), default=4,
                             help="template dataset: A is the image shrunk by this factor and enlarged back")
         return parser
 

@@ -36,6 +36,7 @@ from networks.antialias_patchgan import AntialiasNLayerDiscriminator
 from networks.cut_resnet import AntialiasResnetGenerator
 from networks.patch_sample import PATCH_SAMPLERS, encoder_features
 from util.errors import I2IError
+from util.option_types import number
 
 from . import MODELS
 from .base_model import BaseModel
@@ -83,8 +84,8 @@ class CUTModel(BaseModel):
         add("--CUT_mode", type=cut_mode, default="CUT", choices=list(MODE_PRESETS),
             help="CUT (identity NCE, lambda_NCE 1) or FastCUT (no identity NCE, lambda_NCE 10, flip equivariance); "
                  "sets the defaults of those options")
-        add("--lambda_GAN", type=float, default=1.0, help="weight for the GAN loss: GAN(G(X))")
-        add("--lambda_NCE", type=float, default=1.0, help="weight for the NCE loss: NCE(G(X), X) (preset: 1 for CUT, 10 for FastCUT)")
+        add("--lambda_GAN", type=number(float, at_least=0), default=1.0, help="weight for the GAN loss: GAN(G(X))")
+        add("--lambda_NCE", type=number(float, at_least=0), default=1.0, help="weight for the NCE loss: NCE(G(X), X) (preset: 1 for CUT, 10 for FastCUT)")
         add("--nce_idt", type=str2bool, nargs="?", const=True, default=False,
             help="use the identity NCE loss NCE(G(Y), Y) (preset: on for CUT, off for FastCUT)")
         add("--nce_layers", type=str, default="0,4,8,12,16", help="compute the NCE loss on these layers of G")
@@ -93,9 +94,9 @@ class CUTModel(BaseModel):
                  "translation)")
         add("--netF", type=str, default="mlp_sample", choices=PATCH_SAMPLERS.names(), help="how to sample and "
             "project the feature patches")
-        add("--netF_nc", type=int, default=256, help="width of F's MLP")
-        add("--nce_T", type=float, default=0.07, help="temperature of the NCE loss")
-        add("--num_patches", type=int, default=256, help="number of patches per layer")
+        add("--netF_nc", type=number(int, at_least=1), default=256, help="width of F's MLP")
+        add("--nce_T", type=number(float, above=0), default=0.07, help="temperature of the NCE loss")
+        add("--num_patches", type=number(int, at_least=1), default=256, help="number of patches per layer")
         add("--flip_equivariance", type=str2bool, nargs="?", const=True, default=False,
             help="flip the input horizontally half the time and ask G to commute with the flip "
                  "(preset: on for FastCUT)")

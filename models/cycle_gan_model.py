@@ -19,6 +19,7 @@ from torch import nn
 
 from util.errors import I2IError
 from util.image_pool import ImagePool
+from util.option_types import number
 
 from . import MODELS
 from .base_model import BaseModel
@@ -36,9 +37,9 @@ class CycleGANModel(BaseModel):
     def modify_commandline_options(cls, parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
         parser.set_defaults(no_dropout=True)  # the published CycleGAN models use no dropout
         if is_train:
-            parser.add_argument("--lambda_A", type=float, default=10.0, help="weight for cycle loss (A -> B -> A)")
-            parser.add_argument("--lambda_B", type=float, default=10.0, help="weight for cycle loss (B -> A -> B)")
-            parser.add_argument("--lambda_identity", type=float, default=0.5,
+            parser.add_argument("--lambda_A", type=number(float, at_least=0), default=10.0, help="weight for cycle loss (A -> B -> A)")
+            parser.add_argument("--lambda_B", type=number(float, at_least=0), default=10.0, help="weight for cycle loss (B -> A -> B)")
+            parser.add_argument("--lambda_identity", type=number(float, at_least=0), default=0.5,
                                 help="weight of the identity loss, relative to lambda_A/lambda_B; 0 disables it")
         return parser
 

@@ -25,6 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from util.option_types import number
+
 from . import MODELS
 from .base_model import BaseModel
 from .losses import GANLoss, gradient_penalty
@@ -43,7 +45,7 @@ class DiscoGANModel(BaseModel):
         parser.set_defaults(netG="unet_upsample", netD="global", norm="batch", dataset_mode="unaligned")
         if is_train:
             parser.set_defaults(gan_mode="vanilla", pool_size=0)
-            parser.add_argument("--lambda_rec", type=float, default=1.0,
+            parser.add_argument("--lambda_rec", type=number(float, at_least=0), default=1.0,
                                 help="weight of the L2 reconstruction loss (both directions)")
         return parser
 

@@ -12,6 +12,8 @@ import argparse
 import torch
 from torch import nn
 
+from util.option_types import number
+
 from . import MODELS
 from .base_model import BaseModel
 from .losses import GANLoss, gradient_penalty
@@ -30,7 +32,7 @@ class Pix2PixModel(BaseModel):
         parser.set_defaults(norm="batch", netG="unet_256", dataset_mode="aligned")
         if is_train:
             parser.set_defaults(pool_size=0, gan_mode="vanilla")
-            parser.add_argument("--lambda_L1", type=float, default=100.0, help="weight for the L1 loss")
+            parser.add_argument("--lambda_L1", type=number(float, at_least=0), default=100.0, help="weight for the L1 loss")
         return parser
 
     def __init__(self, opt: argparse.Namespace) -> None:

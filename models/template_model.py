@@ -26,6 +26,8 @@ import argparse
 
 from torch import nn
 
+from util.option_types import number
+
 from . import MODELS
 from .base_model import BaseModel
 
@@ -42,7 +44,7 @@ class TemplateModel(BaseModel):
         """Change defaults of existing options, and add this model's own (here: only when training)."""
         parser.set_defaults(dataset_mode="template", no_dropout=True)
         if is_train:
-            parser.add_argument("--lambda_regression", type=float, default=1.0, help="weight of the L1 loss")
+            parser.add_argument("--lambda_regression", type=number(float, at_least=0), default=1.0, help="weight of the L1 loss")
         return parser
 
     def __init__(self, opt: argparse.Namespace) -> None:

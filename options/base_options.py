@@ -12,6 +12,7 @@ from pathlib import Path
 
 from util import precision
 from util.errors import I2IError
+from util.option_types import number
 
 from .legacy import translate_legacy_args
 from .plugin_options import add_plugin_options, load_cli_plugins
@@ -55,6 +56,12 @@ class BaseOptions:
     mode's `modify_commandline_options` hooks, then a strict parse."""
 
     is_train = False
+    #: without --dataroot, train.py and test.py use i2i's generated demo data and the model's demo presets
+    takes_demo = True
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []  # one line each, said when the options are saved (demo presets, ...)
+        self.demo = False  # the run reads the generated demo data (no --dataroot)
 
     def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         from data import DATASETS
@@ -68,39 +75,39 @@ class BaseOptions:
         add("--name", default="experiment_name", help="experiment name: where checkpoints and results go")
         add("--gpu_ids", default="0", help="GPU ids, e.g. 0 or 0,1,2; -1 for the CPU")
         add("--checkpoints_dir", default="./checkpoints", help="models are saved here")
-        add("--seed", type=int, default=None, help="seed Python, NumPy and torch; makes CPU runs deterministic")
+        add("--seed", type=number(int, at_least=0, at_most=2**32 - 1), default=None, help="seed Python, NumPy and torch; makes CPU runs deterministic")
         # model parameters
         add("--model", default="cycle_gan", choices=MODELS.names(), help="which model to use")
-        add("--input_nc", type=int, default=3, help="# of input image channels: 3 for RGB, 1 for grayscale")
-        add("--output_nc", type=int, default=3, help="# of output image channels: 3 for RGB, 1 for grayscale")
-        add("--ngf", type=int, default=64, help="# of generator filters in the last conv layer")
-        add("--ndf", type=int, default=64, help="# of discriminator filters in the first conv layer")
+        add("--input_nc", type=number(int, at_least=1), default=3, help="# of input image channels: 3 for RGB, 1 for grayscale")
+        add("--output_nc", type=number(int, at_least=1), default=3, help="# of output image channels: 3 for RGB, 1 for grayscale")
+        add("--ngf", type=number(int, at_least=1), default=64, help="# of generator filters in the last conv layer")
+        add("--ndf", type=number(int, at_least=1), default=64, help="# of discriminator filters in the first conv layer")
         add("--netD", default="basic", choices=DISCRIMINATORS.names(),
             help="discriminator: basic is a 70x70 PatchGAN; n_layers sets its depth with --n_layers_D")
         add("--netG", default="resnet_9blocks", choices=GENERATORS.names(), help="generator architecture")
-        add("--n_layers_D", type=int, default=3, help="only used if netD==n_layers")
+        add("--n_layers_D", type=number(int, at_least=1), default=3, help="only used if netD==n_layers")
         add("--norm", default="instance", choices=NORMS.names(), help="instance, batch or no normalization")
         add("--init_type", default="normal", choices=INIT_TYPES.names(), help="network initialization")
-        add("--init_gain", type=float, default=0.02, help="scaling factor for normal, xavier and orthogonal")
+        add("--init_gain", type=number(float, above=0), default=0.02, help="scaling factor for normal, xavier and orthogonal")
         add("--no_dropout", action="store_true", help="no dropout for the generator")
         # dataset parameters
         add("--dataset_mode", default="unaligned", choices=DATASETS.names(), help="how datasets are loaded")
         add("--direction", default="AtoB", choices=["AtoB", "BtoA"], help="AtoB or BtoA")
         add("--serial_batches", action="store_true", help="take images in order, otherwise randomly")
-        add("--num_threads", default=4, type=int, help="# threads (DataLoader workers) for loading data")
-        add("--batch_size", type=int, default=1,
+        add("--num_threads", default=4, type=number(int, at_least=0), help="# threads (DataLoader workers) for loading data")
+        add("--batch_size", type=number(int, at_least=1), default=1,
             help="input batch size, per process: under torchrun each process takes this many images per step")
-        add("--load_size", type=int, default=286, help="scale images to this size")
-        add("--crop_size", type=int, default=256, help="then crop to this size")
-        add("--max_dataset_size", type=int, default=float("inf"),
+        add("--load_size", type=number(int, at_least=1), default=286, help="scale images to this size")
+        add("--crop_size", type=number(int, at_least=1), default=256, help="then crop to this size")
+        add("--max_dataset_size", type=number(int, at_least=1), default=float("inf"),
             help="maximum number of samples allowed per dataset")
         add("--preprocess", default="resize_and_crop", choices=list(PREPROCESS_MODES),
             help="scaling and cropping of images at load time")
         add("--no_flip", action="store_true", help="do not flip the images for data augmentation")
-        add("--display_winsize", type=int, default=256, help="display window size for visdom and HTML")
+        add("--display_winsize", type=number(int, at_least=1), default=256, help="display window size for visdom and HTML")
         # additional parameters
         add("--epoch", type=str, default="latest", help="which epoch to load: latest or a number")
-        add("--load_iter", type=int, default=0, help="if > 0, load iter_<load_iter> instead of --epoch")
+        add("--load_iter", type=number(int, at_least=0), default=0, help="if > 0, load iter_<load_iter> instead of --epoch")
         add("--verbose", action="store_true", help="print the networks")
         add("--suffix", default="", type=str, help="customized suffix: opt.name = opt.name + suffix, "
             "e.g. {model}_{netG}_size{load_size}")
@@ -153,14 +160,17 @@ class BaseOptions:
         opt, _ = parser.parse_known_args(argv)
         parser = DATASETS.get(opt.dataset_mode).modify_commandline_options(parser, self.is_train)
         opt, _ = parser.parse_known_args(argv)
-        if opt.dataroot is None:
+        if opt.dataroot is None and self.takes_demo:
             from .demo import apply_demo_defaults
 
-            apply_demo_defaults(parser, model_class, self.is_train, _given_options(parser, argv))
+            applied = apply_demo_defaults(parser, model_class, _given_options(parser, argv))
+            self.notes.append(demo_note(opt.model, applied))
         self.parser = parser
         return parser.parse_args(argv)
 
-    def parse(self, argv: list[str] | None = None, *, save: bool = True) -> argparse.Namespace:
+    def parse(self, argv: list[str] | None = None) -> argparse.Namespace:
+        """The options of `argv` (default: sys.argv). Writes nothing; `save` prints and writes them."""
+        self.notes = []
         argv = translate_legacy_args(list(sys.argv[1:] if argv is None else argv))
         opt = self.gather_options(argv)
         opt.isTrain = self.is_train
@@ -172,25 +182,24 @@ class BaseOptions:
                 raise I2IError(f"--suffix {opt.suffix!r}: not a valid template ({exc}); use option names in "
                                "braces, e.g. {model}_{netG}_size{load_size}.") from None
         self.check(opt)
-        if opt.dataroot is None:
-            from .demo import prepare_demo_data
+        self.resolve_run(opt)
+        if opt.dataroot is None and self.takes_demo:
+            from .demo import demo_dataroot
 
-            opt.dataroot = str(prepare_demo_data(opt))
-        if save:
-            self.print_options(opt)
+            opt.dataroot = str(demo_dataroot(opt))
+            self.demo = True
+        self.typed_gpu_ids = opt.gpu_ids  # the option files keep what was typed, as the reference's do
         opt.gpu_ids = parse_gpu_ids(opt.gpu_ids)
         return opt
 
     def finalize(self, opt: argparse.Namespace) -> None:
         """Hook for values derived after parsing (the test options fix a few)."""
 
+    def resolve_run(self, opt: argparse.Namespace) -> None:
+        """Hook for values that depend on the run folder, once --name is final (training: --continue_train)."""
+
     def check(self, opt: argparse.Namespace) -> None:
-        """Value checks argparse cannot express; each names the option and the fix."""
-        for name in ("batch_size", "load_size", "crop_size", "input_nc", "output_nc", "ngf", "ndf"):
-            if getattr(opt, name) < 1:
-                raise I2IError(f"--{name} must be at least 1 (got {getattr(opt, name)}).")
-        if opt.max_dataset_size < 1:
-            raise I2IError(f"--max_dataset_size must be at least 1 (got {opt.max_dataset_size}).")
+        """Checks across options (each option's own range is checked by its type); each names the fix."""
 
     # -- reporting ------------------------------------------------------------------------------------
 
@@ -204,13 +213,17 @@ class BaseOptions:
         lines.append("----------------- End -------------------")
         return "\n".join(lines) + "\n"
 
-    def print_options(self, opt: argparse.Namespace) -> None:
+    def save(self, opt: argparse.Namespace) -> None:
+        """Print the notes and the options table, and write `<phase>_opt.txt/.json` into the run folder."""
         from util.checkpoint import atomic_write
 
         from util.distributed import is_main
 
         if not is_main():
             return  # torchrun: rank 0 prints and writes the options
+        for note in self.notes:
+            print(note)
+        opt = argparse.Namespace(**dict(vars(opt), gpu_ids=self.typed_gpu_ids))
         text = self.format_options(opt)
         print(text, end="")
         expr_dir = Path(opt.checkpoints_dir) / opt.name
@@ -221,6 +234,13 @@ class BaseOptions:
             atomic_write(expr_dir / f"{phase}_opt.json", lambda f: f.write(as_json + "\n"), mode="w")
         except I2IError as exc:
             raise I2IError(f"{exc} (--checkpoints_dir {opt.checkpoints_dir} must be writable)") from None
+
+
+def demo_note(model: str, applied: dict) -> str:
+    """The one line that says a run takes the demo data and which presets it took."""
+    presets = " ".join(f"--{k} {v}" for k, v in applied.items() if k != "display_id")
+    return (f"no --dataroot: i2i's generated demo data, with the demo presets of --model {model}"
+            + (f" ({presets})" if presets else "") + "; pass --dataroot to train on your own data")
 
 
 def parse_gpu_ids(text: str) -> list[int]:

@@ -9,6 +9,7 @@ import argparse
 import io
 
 from util.errors import I2IError
+from util.option_types import Number
 
 from .base_options import BaseOptions
 from .export_options import ExportOptions
@@ -23,6 +24,8 @@ def _rows(parser: argparse.ArgumentParser, skip: set[str]) -> list[str]:
             continue
         default = "" if isinstance(action, argparse._StoreTrueAction) else f"`{action.default}`"
         choices = f" Choices: {', '.join(map(str, action.choices))}." if action.choices else ""
+        if isinstance(action.type, Number) and action.type.describe() not in ("any integer", "any number"):
+            choices += f" Range: {action.type.describe()}."
         help_text = (action.help or "").replace("%%", "%").replace("|", "\\|")
         rows.append(f"| `{action.option_strings[0]}` | {default} | {help_text}.{choices} |".replace("..", "."))
     return rows

@@ -6,29 +6,31 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from util.option_types import number
 from util.saved_options import read_saved_options
 
 from .base_options import BaseOptions
 
 
 class TestOptions(BaseOptions):
+    __test__ = False  # not a pytest class
     is_train = False
 
     def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         parser = super().initialize(parser)
         add = parser.add_argument
         add("--results_dir", type=str, default="./results/", help="saves results here")
-        add("--aspect_ratio", type=float, default=1.0,
+        add("--aspect_ratio", type=number(float, above=0), default=1.0,
             help="aspect ratio of saved images: > 1 makes them wider, < 1 taller")
         add("--phase", type=str, default="test", help="train, val, test, etc.")
         add("--eval", action="store_true", help="use eval mode (batch norm statistics, no dropout) at test time")
-        add("--num_test", type=int, default=50, help="how many test images to run")
+        add("--num_test", type=number(int, at_least=1), default=50, help="how many test images to run")
         # inference: any size, tiles, exported models (util/inference.py)
         add("--backend", default="torch", choices=["torch", "onnxruntime"],
             help="run the PyTorch checkpoints, or the ONNX files export.py wrote (<epoch>_net_<name>.onnx)")
-        add("--tile", type=int, default=0, help="translate images larger than N pixels in N x N tiles (0: whole)")
-        add("--tile_overlap", type=int, default=32, help="pixels shared by neighbouring tiles, blended linearly")
-        add("--tile_stat_passes", type=int, default=2,
+        add("--tile", type=number(int, at_least=0), default=0, help="translate images larger than N pixels in N x N tiles (0: whole)")
+        add("--tile_overlap", type=number(int, at_least=0), default=32, help="pixels shared by neighbouring tiles, blended linearly")
+        add("--tile_stat_passes", type=number(int, at_least=0), default=2,
             help="passes over the tiles that gather whole-image statistics for instance-norm layers")
         # The reference fixes --load_size to 256 at test time; i2i defaults it to --crop_size (see parse()).
         parser.set_defaults(model="test", load_size=None)
@@ -51,8 +53,8 @@ class TestOptions(BaseOptions):
             return opt
         self.parser.set_defaults(**changed)  # options given on the command line still win
         opt = self.parser.parse_args(argv)
-        print(f"architecture from {Path(opt.checkpoints_dir) / opt.name / 'train_opt.json'}: "
-              + " ".join(f"--{k} {v}" for k, v in changed.items() if getattr(opt, k) == v))
+        self.notes.append(f"architecture from {Path(opt.checkpoints_dir) / opt.name / 'train_opt.json'}: "
+                          + " ".join(f"--{k} {v}" for k, v in changed.items() if getattr(opt, k) == v))
         return opt
 
 

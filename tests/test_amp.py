@@ -28,7 +28,7 @@ def train_step(tmp_path, model_name: str, flags: list[str], device: str = "cpu")
     args = tiny_args(root, tmp_path) + ["--model", model_name, "--seed", "0", *SIZES[model_name], *flags]
     if device != "cpu":
         args += ["--gpu_ids", "0"]
-    opt = TrainOptions().parse(args, save=False)
+    opt = TrainOptions().parse(args)
     model = create_model(opt)
     model.setup(opt)
     model.set_input(next(iter(create_dataset(opt))))
@@ -68,7 +68,7 @@ def test_checkpoints_trained_with_fast_paths_load_without_them(tmp_path, flags):
     args = tiny_args(tmp_path / "data", tmp_path, train=False) + [
         "--name", opt.name, "--model", "test", "--model_suffix", "_A", "--no_dropout", "--dataroot",
         str(tmp_path / "data" / "testA"), "--load_size", "32", "--crop_size", "32"]
-    plain = create_model(TestOptions().parse(args, save=False))
+    plain = create_model(TestOptions().parse(args))
     plain.setup(plain.opt)  # loads latest_net_G_A.pth
     for key, value in unwrap(plain.netG).state_dict().items():
         assert torch.equal(value, trained.netG_A.state_dict()[key].float()), key
@@ -131,7 +131,7 @@ class _Float32Model(BaseModel):
 
 
 def test_amp_warns_once_for_a_model_that_never_autocasts(tmp_path):
-    opt = TrainOptions().parse(tiny_args(unaligned_dataset(tmp_path / "data"), tmp_path) + ["--amp"], save=False)
+    opt = TrainOptions().parse(tiny_args(unaligned_dataset(tmp_path / "data"), tmp_path) + ["--amp"])
     model = _Float32Model(opt)
     model.setup(opt)
     with warnings.catch_warnings(record=True) as caught:

@@ -57,8 +57,7 @@ def test_visual_conversion_is_batched_and_in_display_range():
 def colorization_options(tmp_path, *extra: str):
     write_images(tmp_path / "data" / "train", 2, (32, 32))
     return TrainOptions().parse(tiny_args(tmp_path / "data", tmp_path, 32) + ["--model", "colorization", "--seed", "0",
-                                                                               "--netG", "unet_upsample", *extra],
-                                save=False)
+                                                                               "--netG", "unet_upsample", *extra])
 
 
 def test_dataset_gives_lightness_and_colour(tmp_path):

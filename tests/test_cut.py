@@ -26,7 +26,7 @@ TINY_CUT = ["--model", "cut", "--num_patches", "8", "--netF_nc", "8", "--seed", 
 
 def cut_options(tmp_path, *extra: str, size: int = 32):
     root = unaligned_dataset(tmp_path / "data", size=size)
-    return TrainOptions().parse(tiny_args(root, tmp_path, size) + TINY_CUT + list(extra), save=False)
+    return TrainOptions().parse(tiny_args(root, tmp_path, size) + TINY_CUT + list(extra))
 
 
 def n_params(net: torch.nn.Module) -> int:

@@ -16,7 +16,7 @@ from tests.helpers import tiny_args, unaligned_dataset
 def discogan(tmp_path, *extra: str):
     root = unaligned_dataset(tmp_path / "data", size=32)
     opt = TrainOptions().parse(tiny_args(root, tmp_path, 32) + ["--model", "discogan", "--seed", "0",
-                                                                 "--batch_size", "2", *extra], save=False)
+                                                                 "--batch_size", "2", *extra])
     model = create_model(opt)
     model.setup(opt)
     return model, opt, next(iter(create_dataset(opt)))

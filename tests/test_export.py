@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -52,3 +54,20 @@ def test_torchscript_export_matches_pytorch_on_two_sizes(name, tmp_path):
             out = loaded(x).numpy()
         assert out.shape == shape
         assert np.abs(out - _reference(net, x)).max() < 1e-4
+
+
+def test_export_py_without_a_dataroot_takes_no_demo_presets(tmp_path, monkeypatch, capsys):
+    """export.py reads no dataset: no --dataroot must not bring the demo's presets (--model test's suffix _A)."""
+    pytest.importorskip("onnx")
+    from tests.helpers import load_script
+    from util.checkpoint import save_state_dict
+
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    net = build_generator("resnet_9blocks", 3, 3, 8, norm="instance")
+    save_state_dict(net.state_dict(), tmp_path / "checkpoints" / "tiny_G" / "latest_net_G.pth")
+    written = load_script("export").main(["--name", "tiny_G", "--model", "test", "--no_dropout", "--ngf", "8",
+                                          "--format", "onnx", "--gpu_ids", "-1"])
+    assert written == {"G": Path("checkpoints") / "tiny_G" / "latest_net_G.onnx"}
+    assert written["G"].stat().st_size > 0
+    assert "demo" not in capsys.readouterr().out and not (tmp_path / "datasets").exists()

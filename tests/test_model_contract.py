@@ -68,7 +68,7 @@ def contract_args(name: str, root: Path, tmp: Path, train: bool) -> list[str]:
 
 def build(options_class, args: list[str], *, setup: bool = True):
     """Parse, build the model and its loader as the drivers do; returns (model, opt, first batch)."""
-    opt = options_class().parse(args, save=False)
+    opt = options_class().parse(args)
     batch = next(iter(create_dataset(opt)))
     model = create_model(opt)
     if opt.isTrain and hasattr(model, "data_dependent_initialize"):  # as train.py: parts sized from the data

@@ -24,7 +24,7 @@ def make_model(name: str, tmp_path, extra: list[str] = ()):
     args += list(getattr(MODELS.get(name), "contract_options", []))
     if name == "pix2pix":
         args += ["--netG", "unet_128", "--load_size", "128", "--crop_size", "128", "--preprocess", "resize_and_crop"]
-    opt = TrainOptions().parse(args, save=False)
+    opt = TrainOptions().parse(args)
     model = create_model(opt)
     batch = next(iter(create_dataset(opt)))
     model.data_dependent_initialize(batch)  # as train.py does
@@ -135,7 +135,7 @@ def test_test_model_loads_generator_with_suffix(tmp_path):
     model.save_networks("latest")
     root = tmp_path / "data" / "testA"
     test_opt = TestOptions().parse(tiny_args(root, tmp_path, train=False) + ["--model", "test", "--name", opt.name,
-                                                               "--model_suffix", "_A", "--no_dropout"], save=False)
+                                                               "--model_suffix", "_A", "--no_dropout"])
     tester = create_model(test_opt)
     tester.setup(test_opt)
     for k, v in model.netG_A.state_dict().items():

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from data import DATASETS, PREPROCESS_MODES
+from data.demo import make_demo_data
 from models import MODELS
 from models.losses import GAN_LOSSES
 from models.schedulers import LR_POLICIES
@@ -103,6 +104,7 @@ TRAIN_DEFAULTS = {
     "optimizer_impl": "auto",
     # i2i additions: docs/troubleshooting.md, util/training_state.py
     "keep_last": 0,
+    "overwrite_run": False,
     "nan_policy": "stop",
     # i2i additions: live feedback (README) and evaluation during training (metrics/training.py)
     "use_tensorboard": False,
@@ -140,11 +142,11 @@ def dataroot(tmp_path: Path) -> Path:
 
 
 def parse_train(dataroot: Path, *args: str):
-    return TrainOptions().parse(["--dataroot", str(dataroot), "--gpu_ids", "-1", *args], save=False)
+    return TrainOptions().parse(["--dataroot", str(dataroot), "--gpu_ids", "-1", *args])
 
 
 def parse_test(dataroot: Path, *args: str):
-    return TestOptions().parse(["--dataroot", str(dataroot), "--gpu_ids", "-1", *args], save=False)
+    return TestOptions().parse(["--dataroot", str(dataroot), "--gpu_ids", "-1", *args])
 
 
 # -- names and defaults -----------------------------------------------------------------------------
@@ -222,7 +224,7 @@ def test_unknown_option_is_an_i2i_error(dataroot):
 
 def test_cycle_gan_hook_in_training(dataroot):
     opts = TrainOptions()
-    opt = opts.parse(["--dataroot", str(dataroot), "--gpu_ids", "-1", "--model", "cycle_gan"], save=False)
+    opt = opts.parse(["--dataroot", str(dataroot), "--gpu_ids", "-1", "--model", "cycle_gan"])
     assert opt.no_dropout is True
     assert opts.parser.get_default("no_dropout") is True  # a hook default, so the options file shows no change
     assert (opt.lambda_A, opt.lambda_B, opt.lambda_identity) == (10.0, 10.0, 0.5)
@@ -403,7 +405,7 @@ def test_bad_suffix_template_is_an_i2i_error(suffix, dataroot):
 @pytest.mark.parametrize("text, ids", [("-1", []), ("-1,-2", []), ("", [])])
 def test_gpu_ids_for_the_cpu(text, ids, dataroot):
     # the = form: argparse would read a separate "-1,-2" as an option name (as in the reference)
-    opt = TrainOptions().parse(["--dataroot", str(dataroot), f"--gpu_ids={text}"], save=False)
+    opt = TrainOptions().parse(["--dataroot", str(dataroot), f"--gpu_ids={text}"])
     assert opt.gpu_ids == ids
 
 
@@ -411,7 +413,7 @@ def test_gpu_ids_for_the_cpu(text, ids, dataroot):
 def test_gpu_ids_without_cuda_fall_back_to_cpu_with_one_warning(dataroot):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        opt = TrainOptions().parse(["--dataroot", str(dataroot), "--gpu_ids", "0"], save=False)
+        opt = TrainOptions().parse(["--dataroot", str(dataroot), "--gpu_ids", "0"])
     assert opt.gpu_ids == []
     assert len(caught) == 1, [str(w.message) for w in caught]
     assert "--gpu_ids 0" in str(caught[0].message) and "CPU" in str(caught[0].message)
@@ -420,23 +422,23 @@ def test_gpu_ids_without_cuda_fall_back_to_cpu_with_one_warning(dataroot):
 @pytest.mark.parametrize("text", ["x", "0,x", "1.5", "gpu0"])
 def test_gpu_ids_not_integers_is_an_i2i_error(text, dataroot):
     with pytest.raises(I2IError, match=f"--gpu_ids {re.escape(text)}"):
-        TrainOptions().parse(["--dataroot", str(dataroot), "--gpu_ids", text], save=False)
+        TrainOptions().parse(["--dataroot", str(dataroot), "--gpu_ids", text])
 
 
 @pytest.mark.parametrize("name", ["batch_size", "load_size", "crop_size", "input_nc", "output_nc", "ngf", "ndf",
                                   "max_dataset_size"])
 def test_base_numbers_must_be_positive(name, dataroot):
-    with pytest.raises(I2IError, match=f"--{name} must be at least 1"):
+    with pytest.raises(I2IError, match=f"--{name}: must be an integer >= 1"):
         parse_train(dataroot, f"--{name}", "0")
     extra = ["--load_size", "8"] if name == "crop_size" else []  # at test time load_size follows crop_size
-    with pytest.raises(I2IError, match=f"--{name} must be at least 1"):
+    with pytest.raises(I2IError, match=f"--{name}: must be an integer >= 1"):
         parse_test(dataroot, f"--{name}", "-3", *extra)
 
 
 @pytest.mark.parametrize("name", ["display_freq", "update_html_freq", "print_freq", "save_latest_freq",
                                   "save_epoch_freq"])
 def test_train_frequencies_must_be_positive(name, dataroot):
-    with pytest.raises(I2IError, match=f"--{name} must be at least 1"):
+    with pytest.raises(I2IError, match=f"--{name}: must be an integer >= 1"):
         parse_train(dataroot, f"--{name}", "0")
 
 
@@ -460,8 +462,11 @@ LAST_LINE = "----------------- End -------------------"
 
 
 def _save_train(dataroot: Path, checkpoints: Path, *args: str):
-    return TrainOptions().parse(["--dataroot", str(dataroot), "--gpu_ids", "-1", "--checkpoints_dir", str(checkpoints),
-                                 "--name", "myexp", *args], save=True)
+    options = TrainOptions()
+    opt = options.parse(["--dataroot", str(dataroot), "--gpu_ids", "-1", "--checkpoints_dir", str(checkpoints),
+                         "--name", "myexp", *args])
+    options.save(opt)
+    return opt
 
 
 def test_train_opt_txt_matches_the_reference_format(dataroot, tmp_path, capsys):
@@ -495,8 +500,9 @@ def test_train_opt_json_round_trips(dataroot, tmp_path, capsys):
 
 
 def test_test_options_are_saved_to_the_checkpoints_dir(dataroot, tmp_path, capsys):
-    TestOptions().parse(["--dataroot", str(dataroot), "--gpu_ids", "-1", "--checkpoints_dir", str(tmp_path / "ckpt"),
-                         "--results_dir", str(tmp_path / "results"), "--name", "myexp"], save=True)
+    options = TestOptions()
+    options.save(options.parse(["--dataroot", str(dataroot), "--gpu_ids", "-1", "--checkpoints_dir",
+                                str(tmp_path / "ckpt"), "--results_dir", str(tmp_path / "results"), "--name", "myexp"]))
     folder = tmp_path / "ckpt" / "myexp"
     text = (folder / "test_opt.txt").read_text()
     assert text.startswith(FIRST_LINE + "\n") and text.endswith(LAST_LINE + "\n")
@@ -505,10 +511,12 @@ def test_test_options_are_saved_to_the_checkpoints_dir(dataroot, tmp_path, capsy
     assert not (folder / "train_opt.txt").exists() and not (tmp_path / "results").exists()
 
 
-def test_save_false_writes_nothing(dataroot, tmp_path, capsys):
-    TrainOptions().parse(["--dataroot", str(dataroot), "--gpu_ids", "-1", "--checkpoints_dir", str(tmp_path / "ckpt")],
-                         save=False)
-    assert not (tmp_path / "ckpt").exists()
+def test_parsing_writes_nothing(dataroot, tmp_path, capsys, monkeypatch):
+    TrainOptions().parse(["--dataroot", str(dataroot), "--gpu_ids", "-1", "--checkpoints_dir", str(tmp_path / "ckpt")])
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    TrainOptions().parse(["--gpu_ids", "-1", "--checkpoints_dir", str(tmp_path / "ckpt")])  # the demo: no data drawn
+    assert not (tmp_path / "ckpt").exists() and list((tmp_path / "cwd").iterdir()) == []
     assert capsys.readouterr().out == ""
 
 
@@ -546,7 +554,13 @@ def _png_count(folder: Path) -> int:
 
 def test_demo_presets_for_cycle_gan(demo_cwd, monkeypatch):
     monkeypatch.chdir(demo_cwd)
-    opt = TrainOptions().parse(["--model", "cycle_gan", "--gpu_ids", "-1"], save=False)
+    options = TrainOptions()
+    opt = options.parse(["--model", "cycle_gan", "--gpu_ids", "-1"])
+    assert options.demo and options.notes == [
+        "no --dataroot: i2i's generated demo data, with the demo presets of --model cycle_gan (--name demo_cycle_gan "
+        "--ngf 16 --ndf 16 --load_size 72 --crop_size 64 --n_epochs 10 --n_epochs_decay 10 --display_freq 96 "
+        "--print_freq 48 --save_epoch_freq 10); pass --dataroot to train on your own data"]
+    make_demo_data(opt.dataset_mode)
     root = demo_cwd / opt.dataroot
     assert root.resolve().is_relative_to(demo_cwd.resolve())
     for split in ("trainA", "trainB", "testA", "testB"):
@@ -558,7 +572,7 @@ def test_demo_presets_for_cycle_gan(demo_cwd, monkeypatch):
 def test_demo_user_values_beat_presets(demo_cwd, monkeypatch):
     monkeypatch.chdir(demo_cwd)
     opts = TrainOptions()
-    opt = opts.parse(["--model", "cycle_gan", "--gpu_ids", "-1", "--ngf", "32", "--name=mine"], save=False)
+    opt = opts.parse(["--model", "cycle_gan", "--gpu_ids", "-1", "--ngf", "32", "--name=mine"])
     assert (opt.ngf, opt.name) == (32, "mine")
     assert opt.ndf == 16  # the presets the user did not touch still apply
     assert opts.parser.get_default("ngf") == 64  # a user-given option keeps its true default for the options file
@@ -571,17 +585,19 @@ def test_no_demo_presets_with_a_dataroot(dataroot):
 
 def test_demo_presets_for_pix2pix(demo_cwd, monkeypatch):
     monkeypatch.chdir(demo_cwd)
-    opt = TrainOptions().parse(["--model", "pix2pix", "--gpu_ids", "-1"], save=False)
-    root = demo_cwd / opt.dataroot
+    opt = TrainOptions().parse(["--model", "pix2pix", "--gpu_ids", "-1"])
+    root = make_demo_data(opt.dataset_mode)
+    assert root == Path(opt.dataroot)
     assert _png_count(root / "train") > 0 and _png_count(root / "test") > 0
     assert (opt.name, opt.netG, opt.dataset_mode, opt.norm) == ("demo_pix2pix", "unet_128", "aligned", "batch")
 
 
 def test_demo_at_test_time_uses_the_single_folder(demo_cwd, monkeypatch):
     monkeypatch.chdir(demo_cwd)
-    opt = TestOptions().parse(["--gpu_ids", "-1"], save=False)
+    opt = TestOptions().parse(["--gpu_ids", "-1"])
+    make_demo_data(opt.dataset_mode)
     assert opt.model == "test" and opt.dataset_mode == "single"
     assert Path(opt.dataroot).name == "testA" and _png_count(demo_cwd / opt.dataroot) > 0
     assert (opt.name, opt.model_suffix, opt.no_dropout) == ("demo_cycle_gan", "_A", True)
-    opt = TestOptions().parse(["--gpu_ids", "-1", "--direction", "BtoA"], save=False)
+    opt = TestOptions().parse(["--gpu_ids", "-1", "--direction", "BtoA"])
     assert Path(opt.dataroot).name == "testB"

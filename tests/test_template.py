@@ -50,7 +50,7 @@ def test_template_model_runs_with_its_documented_commands(tmp_path):
 def test_template_dataset_pairs_a_blurred_copy_with_the_photo(tmp_path):
     write_images(tmp_path / "train", 1, (32, 32))
     opt = TrainOptions().parse(["--model", "template", "--dataroot", str(tmp_path), "--no_flip",
-                                "--checkpoints_dir", str(tmp_path / "ck"), *TINY], save=False)
+                                "--checkpoints_dir", str(tmp_path / "ck"), *TINY])
     assert opt.dataset_mode == "template" and opt.blur_factor == 4  # the model's default, the mode's option
     dataset = DATASETS.get("template")(opt)
     item = dataset[0]

@@ -37,7 +37,7 @@ def test_evaluation_needs_no_training_step_first(tmp_path):
     data = unaligned_dataset(tmp_path / "data", count=2, size=32)
     args = tiny_args(data, tmp_path) + ["--model", "cycle_gan", "--eval_freq", "1", "--eval_metric", "psnr",
                                         "--netG", "resnet_6blocks"]
-    opt = TrainOptions().parse(args, save=False)
+    opt = TrainOptions().parse(args)
     model = create_model(opt)
     model.setup(opt)
     assert not hasattr(model, "idt_B")

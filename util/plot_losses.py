@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .errors import I2IError
+from .option_types import number
 
 PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
            (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
@@ -231,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m util.plot_losses", description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", help="checkpoints/NAME (or a loss_log.jsonl file)")
     parser.add_argument("-o", "--output", help="PNG to write (default: RUN_DIR/loss_curves.png)")
-    parser.add_argument("--width", type=int, default=900, help="image width in pixels")
+    parser.add_argument("--width", type=number(int, at_least=200), default=900, help="image width in pixels")
     args = parser.parse_args(argv)
     print(plot_run(args.run_dir, args.output, width=args.width))
 

@@ -271,9 +271,6 @@ def resume_or_start(opt: argparse.Namespace, model: Any, dataset: Any) -> Traini
     tag = f"iter_{opt.load_iter}" if getattr(opt, "load_iter", 0) > 0 else str(opt.epoch)
     path = state.run_dir / f"{tag}_state.pth"
     if not opt.continue_train:
-        if (state.run_dir / "latest_state.pth").is_file():
-            warnings.warn(f"{state.run_dir} holds a saved training state; this run starts over and will replace "
-                          "it. Pass --continue_train to resume it instead.", stacklevel=2)
         return state
     if not path.is_file():
         warnings.warn(f"no training state {path}: resuming from the weights {tag}_net_*.pth only, at --epoch_count "

@@ -11,6 +11,7 @@ import torch
 from data import DATASETS
 from data.base_dataset import BaseDataset, apply_transform, get_transform
 from data.image_folder import load_image, make_dataset
+from util.option_types import number
 
 
 @DATASETS.register("example_noisy")
@@ -19,7 +20,7 @@ class NoisyDataset(BaseDataset):
 
     @classmethod
     def modify_commandline_options(cls, parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
-        parser.add_argument("--noise_std", type=float, default=0.2,
+        parser.add_argument("--noise_std", type=number(float, at_least=0), default=0.2,
                             help="example_noisy: standard deviation of the noise added to A (images are in [-1, 1])")
         return parser
 
