@@ -19,7 +19,7 @@ from torch import nn
 from models import create_model
 from options.export_options import ExportOptions
 from util.cli import run_main
-from util.export import export_onnx, export_torchscript
+from inference.export import export_onnx, export_torchscript
 
 
 def output_paths(opt, names: list[str]) -> dict[str, Path]:

@@ -19,9 +19,9 @@ from models import create_model
 from options.test_options import TestOptions
 from util.cli import run_main
 from util.html import ResultPages
-from util.inference import prepare_for_inference
-from util.progress import progress_bar
-from util.visualizer import save_test_images
+from inference.translator import prepare_for_inference
+from engine.progress import progress_bar
+from engine.visualizer import save_test_images
 
 RESULTS_PER_PAGE = 100  # inputs per results page: a 10,000-image run gives 100 quick pages, not one huge one
 

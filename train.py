@@ -15,16 +15,16 @@ from pathlib import Path
 
 from data import create_dataset
 from data.demo import make_demo_data
-from metrics.training import TrainingEvaluator
+from engine.evaluator import TrainingEvaluator
 from models import create_model
 from options.train_options import TrainOptions
 from util.cli import run_main
-from util.distributed import init_distributed, shard_samples
-from util.progress import TrainProgress
+from engine.distributed import init_distributed, shard_samples
+from engine.progress import TrainProgress
 from util.run_folder import claim_run_folder
-from util.seed import seed_everything
-from util.training_state import resume_or_start
-from util.visualizer import Visualizer
+from engine.seed import seed_everything
+from engine.training_state import resume_or_start
+from engine.visualizer import Visualizer
 
 
 def crossed(total: int, step: int, freq: int) -> bool:

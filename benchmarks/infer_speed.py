@@ -52,8 +52,8 @@ EXTRA_VARIANTS = {"compile": ["--compile"]}  # test.py --compile: torch.compile 
 
 def use_onnxruntime(model, tmp: str) -> None:
     """Swap the model's generator for its ONNX export run by onnxruntime (test.py --backend onnxruntime)."""
-    from util.export import export_onnx
-    from util.inference import OnnxGenerator
+    from inference.export import export_onnx
+    from inference.translator import OnnxGenerator
 
     path = export_onnx(model.netG, Path(tmp) / "netG.onnx", model.opt.input_nc)
     model.netG = OnnxGenerator(path, use_cuda=False)

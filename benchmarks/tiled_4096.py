@@ -18,7 +18,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from networks import build_generator  # noqa: E402
-from util.tiling import translate_tiled  # noqa: E402
+from inference.tiling import translate_tiled  # noqa: E402
 
 
 def peak_mib() -> float:

@@ -136,7 +136,7 @@ def get_transform(
     if "crop" in opt.preprocess:
         steps.append(Crop(opt.crop_size, None if params is None else params["crop_pos"]))
     if opt.preprocess == "none" and getattr(opt, "isTrain", True):
-        # training batches need one size; at test time the model pads and crops instead (util/sizing.py),
+        # training batches need one size; at test time the model pads and crops instead (inference/sizing.py),
         # so results keep the input's exact size
         steps.append(RoundToMultiple(NONE_MULTIPLE, method))
     if not opt.no_flip:

@@ -26,7 +26,8 @@ from torch import nn
 
 from networks import build_discriminator, build_generator
 from networks.compat import load_state_dict_compat
-from util import distributed, precision, progress, runtime
+from util import collectives, precision, runtime
+from util.cli import write_line
 from util.checkpoint import load_state_dict, save_state_dict
 from util.errors import I2IError
 
@@ -142,8 +143,8 @@ class BaseModel(ABC):
 
     def prepare_training(self) -> None:
         """Under torchrun: every rank starts from rank 0's weights (optimizer steps then average gradients,
-        see util/distributed.py). With --amp: a warning if the model never enters `autocast()`."""
-        distributed.broadcast_modules(self.networks())
+        see util/collectives.py). With --amp: a warning if the model never enters `autocast()`."""
+        collectives.broadcast_modules(self.networks())
         if self.amp_dtype is not None:
             for optimizer in self.optimizers:
                 optimizer.register_step_pre_hook(self._check_autocast_used)
@@ -207,11 +208,11 @@ class BaseModel(ABC):
         if self.grad_scaler is None:
             optimizer.step()
             return
-        distributed.sync_optimizer(optimizer)
+        collectives.sync_optimizer(optimizer)
         try:
             self.grad_scaler.step(optimizer)
         finally:
-            distributed.forget_sync(optimizer)  # the step may have been skipped, leaving the mark unused
+            collectives.forget_sync(optimizer)  # the step may have been skipped, leaving the mark unused
         self._scaler_update_due = True
 
     def compute_visuals(self) -> None:
@@ -227,7 +228,7 @@ class BaseModel(ABC):
             self.metric = metric
         for scheduler in self.schedulers:
             step_scheduler(scheduler, self.metric)
-        progress.write(f"learning rate {old_lr:.7f} -> {current_lr(self.optimizers[0]):.7f}")  # above a bar; rank 0
+        write_line(f"learning rate {old_lr:.7f} -> {current_lr(self.optimizers[0]):.7f}")  # above a bar; rank 0
 
     def get_current_visuals(self) -> OrderedDict[str, torch.Tensor]:
         return OrderedDict((name, self._named_attribute(name, "visual_names")) for name in self.visual_names)
@@ -264,7 +265,7 @@ class BaseModel(ABC):
     def save_networks(self, epoch: str | int) -> None:
         """Write `<epoch>_net_<name>.pth`: plain state_dicts, as the reference, each written atomically.
         Under torchrun only rank 0 writes (all ranks hold the same weights)."""
-        if not distributed.is_main():
+        if not collectives.is_main():
             return
         for name in self.model_names:
             net = getattr(self, f"net{name}")

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from util.errors import I2IError
-from util.image_pool import ImagePool
+from models.image_pool import ImagePool
 from util.option_types import number
 
 from . import MODELS

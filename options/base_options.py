@@ -217,7 +217,7 @@ class BaseOptions:
         """Print the notes and the options table, and write `<phase>_opt.txt/.json` into the run folder."""
         from util.checkpoint import atomic_write
 
-        from util.distributed import is_main
+        from util.collectives import is_main
 
         if not is_main():
             return  # torchrun: rank 0 prints and writes the options

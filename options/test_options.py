@@ -25,7 +25,7 @@ class TestOptions(BaseOptions):
         add("--phase", type=str, default="test", help="train, val, test, etc.")
         add("--eval", action="store_true", help="use eval mode (batch norm statistics, no dropout) at test time")
         add("--num_test", type=number(int, at_least=1), default=50, help="how many test images to run")
-        # inference: any size, tiles, exported models (util/inference.py)
+        # inference: any size, tiles, exported models (inference/translator.py)
         add("--backend", default="torch", choices=["torch", "onnxruntime"],
             help="run the PyTorch checkpoints, or the ONNX files export.py wrote (<epoch>_net_<name>.onnx)")
         add("--tile", type=number(int, at_least=0), default=0, help="translate images larger than N pixels in N x N tiles (0: whole)")

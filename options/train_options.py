@@ -65,7 +65,7 @@ class TrainOptions(BaseOptions):
             help="torchrun: seconds a process waits for the others in a collective before the job stops")
         add("--optimizer_impl", default="auto", choices=list(OPTIMIZER_IMPLS),
             help="Adam's kernel: auto picks the fused one (one pass over the weights) where this PyTorch has it")
-        # evaluation during training (metrics/training.py)
+        # evaluation during training (engine/evaluator.py)
         add("--eval_freq", type=number(int, at_least=0), default=0,
             help="every N epochs (and at the first and last) score the test split and keep best_net_*.pth; 0: off")
         add("--eval_metric", default="fid", choices=["fid", "kid", "psnr", "ssim", "lpips"],

@@ -144,7 +144,7 @@ def _collectives_worker(rank: int, init_file: str, results: str) -> None:
     """One of two gloo processes: the gradient-averaging hook on hand-made parameters."""
     import torch.distributed as dist
 
-    from util import distributed
+    from util import collectives as distributed
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     distributed.install_gradient_averaging(bucket_bytes=16)  # a few floats per bucket: many buckets
@@ -211,7 +211,7 @@ def epoch_batches(state, loader, epoch: int) -> list[list[int]]:
 
 
 def fresh_state(tmp_path: Path, loader, world: int):
-    from util.training_state import TrainingState
+    from engine.training_state import TrainingState
 
     opt = argparse.Namespace(checkpoints_dir=str(tmp_path), name="run", epoch_count=1, n_epochs=1, n_epochs_decay=0)
     model = SimpleNamespace(model_names=[], optimizers=[], schedulers=[], save_networks=lambda tag: None)
@@ -263,8 +263,8 @@ def _agreement_worker(rank: int, init_file: str, results: str) -> None:
     """One of two gloo processes: what rank 0 decides (data seed, plateau metric) every rank must use."""
     import torch.distributed as dist
 
-    from metrics.training import TrainingEvaluator
-    from util.training_state import share_data_seed
+    from engine.evaluator import TrainingEvaluator
+    from engine.training_state import share_data_seed
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     loader = SimpleNamespace(order=SimpleNamespace(seed=100 + rank))  # without --seed each rank drew its own

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from networks import GENERATORS, build_generator
-from util.export import export_onnx, export_torchscript
+from inference.export import export_onnx, export_torchscript
 
 SIZES = [(1, 3, 64, 64), (2, 3, 72, 100)]  # the second is no multiple of anything: padded and cropped back
 
@@ -20,7 +20,7 @@ def _generator(name: str):
 
 
 def _reference(net, x):
-    from util.sizing import SizeAdapter
+    from inference.sizing import SizeAdapter
 
     with torch.no_grad():
         return SizeAdapter(net)(x).numpy()

@@ -8,7 +8,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from util.image_pool import ImagePool  # noqa: E402
+from models.image_pool import ImagePool  # noqa: E402
 
 
 def constant_batch(values, size=4):

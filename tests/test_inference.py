@@ -12,9 +12,9 @@ from torch import nn
 
 from networks import build_generator
 from util.errors import I2IError
-from util.inference import InferenceGenerator, load_translator
-from util.sizing import SizeAdapter, size_multiple
-from util.tiling import translate_tiled
+from inference.translator import InferenceGenerator, load_translator
+from inference.sizing import SizeAdapter, size_multiple
+from inference.tiling import translate_tiled
 
 
 @pytest.mark.parametrize("name, multiple", [("resnet_6blocks", 4), ("unet_128", 128)])

@@ -102,11 +102,11 @@ TRAIN_DEFAULTS = {
     "bucket_cap_mb": 25.0,
     "dist_timeout": 1800.0,
     "optimizer_impl": "auto",
-    # i2i additions: docs/troubleshooting.md, util/training_state.py
+    # i2i additions: docs/troubleshooting.md, engine/training_state.py
     "keep_last": 0,
     "overwrite_run": False,
     "nan_policy": "stop",
-    # i2i additions: live feedback (README) and evaluation during training (metrics/training.py)
+    # i2i additions: live feedback (README) and evaluation during training (engine/evaluator.py)
     "use_tensorboard": False,
     "eval_freq": 0,
     "eval_metric": "fid",
@@ -123,7 +123,7 @@ TEST_DEFAULTS = {
     "num_test": 50,
     "model": "test",
     "load_size": None,  # resolved to --crop_size after parsing
-    # i2i additions: any-size, tiled and exported inference (util/tiling.py, export.py)
+    # i2i additions: any-size, tiled and exported inference (inference/tiling.py, export.py)
     "backend": "torch",
     "tile": 0,
     "tile_overlap": 32,

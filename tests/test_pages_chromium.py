@@ -26,7 +26,7 @@ import pytest
 import torch
 from PIL import Image
 
-from util import visualizer as vz
+from engine import visualizer as vz
 from util.html import ResultPages
 
 EVIL = '<script>document.title="pwned"<script>'  # unterminated: unescaped, it would swallow the page

@@ -1,4 +1,4 @@
-"""util/plot_losses.py: loss_log.jsonl to a PNG of one panel per loss."""
+"""engine/plot_losses.py: loss_log.jsonl to a PNG of one panel per loss."""
 
 import json
 import subprocess
@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from util.errors import I2IError  # noqa: E402
-from util.plot_losses import MARGIN_B, MARGIN_T, PALETTE, PANEL_H, LossHistory, plot_run, render_losses  # noqa: E402
+from engine.plot_losses import MARGIN_B, MARGIN_T, PALETTE, PANEL_H, LossHistory, plot_run, render_losses  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,7 +64,7 @@ def test_render_draws_one_coloured_panel_per_loss():
 
 def test_cli_writes_png_next_to_the_log(tmp_path):
     _write_log(tmp_path / "loss_log.jsonl")
-    result = subprocess.run([sys.executable, "-m", "util.plot_losses", str(tmp_path)], cwd=ROOT, capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "engine.plot_losses", str(tmp_path)], cwd=ROOT, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     out = tmp_path / "loss_curves.png"
@@ -81,6 +81,6 @@ def test_missing_or_empty_log_is_a_user_error(tmp_path):
     (tmp_path / "loss_log.jsonl").write_text("")
     with pytest.raises(I2IError, match="--print_freq"):
         plot_run(tmp_path)
-    result = subprocess.run([sys.executable, "-m", "util.plot_losses", str(tmp_path / "nope")], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "engine.plot_losses", str(tmp_path / "nope")], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and result.stderr.startswith("error: ") and "Traceback" not in result.stderr

@@ -1,4 +1,4 @@
-"""util/progress.py: tqdm bars on a terminal, plain periodic lines elsewhere; train.py and test.py use them."""
+"""engine/progress.py: tqdm bars on a terminal, plain periodic lines elsewhere; train.py and test.py use them."""
 
 import io
 import sys
@@ -7,7 +7,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.helpers import run_script, tiny_args, unaligned_dataset  # noqa: E402
-from util.progress import Progress, TrainProgress, progress_bar  # noqa: E402
+from engine.progress import Progress, TrainProgress, progress_bar  # noqa: E402
 
 
 class Clock:
@@ -102,9 +102,10 @@ def test_drivers_print_plain_progress_when_not_a_terminal(tmp_path):
 
 def test_other_torchrun_ranks_show_no_progress_and_write_no_lines(monkeypatch, capsys):
     """Under torchrun only rank 0 draws bars and prints lines; the other ranks train the same steps silently."""
-    import util.progress as progress
+    import engine.progress as progress
 
     monkeypatch.setattr(progress, "is_main", lambda: False)
+    monkeypatch.setattr("util.cli.is_main", lambda: False)
     out, plain = Terminal(), io.StringIO()
     train = TrainProgress(1, 2, batches_per_epoch=2, stream=out)
     for _ in train.epochs():
@@ -125,7 +126,7 @@ def test_learning_rate_line_goes_above_the_bar_on_rank_0_only(monkeypatch, capsy
 
     import torch
 
-    import util.progress as progress
+    import engine.progress as progress
     from models.base_model import BaseModel
 
     written = []
@@ -137,7 +138,7 @@ def test_learning_rate_line_goes_above_the_bar_on_rank_0_only(monkeypatch, capsy
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a scheduler stepped before any optimizer step
         BaseModel.update_learning_rate(model)
-        monkeypatch.setattr(progress, "is_main", lambda: False)
+        monkeypatch.setattr("util.cli.is_main", lambda: False)
         BaseModel.update_learning_rate(model)
     assert written == ["learning rate 0.1000000 -> 0.0500000"]  # the second, on rank 1, went nowhere
     assert capsys.readouterr().out == ""  # no plain print()

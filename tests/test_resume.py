@@ -177,7 +177,7 @@ def test_test_py_reads_the_architecture_from_train_opt_json(uninterrupted):
 def test_resuming_a_finished_run_says_how_to_train_on():
     import argparse
 
-    from util.training_state import TrainingState
+    from engine.training_state import TrainingState
 
     opt = argparse.Namespace(checkpoints_dir="ck", name="run", epoch_count=1, n_epochs=1, n_epochs_decay=1)
     state = TrainingState(opt, model=None, dataset=None)

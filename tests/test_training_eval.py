@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from metrics.training import TrainingEvaluator
+from engine.evaluator import TrainingEvaluator
 from tests.helpers import load_script, tiny_args, unaligned_dataset
 
 

@@ -1,4 +1,4 @@
-"""util/visualizer.py: loss logs, the training page, visdom degrading gracefully, wandb, test-image saving."""
+"""engine/visualizer.py: loss logs, the training page, visdom degrading gracefully, wandb, test-image saving."""
 
 import json
 import logging
@@ -18,7 +18,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from util import visualizer as vz  # noqa: E402
+from engine import visualizer as vz  # noqa: E402
 from util.errors import I2IError  # noqa: E402
 from util.html import HTML, ResultPages  # noqa: E402
 from util.images import tensor2im  # noqa: E402

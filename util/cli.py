@@ -8,6 +8,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from .collectives import is_main
 from .errors import I2IError
 
 
@@ -68,3 +69,11 @@ def too_small_message(exc: BaseException) -> str:
             "default PatchGAN (--netD basic) needs images of at least 24x24 pixels, one with --n_layers_D N at "
             "least 3*2**N; raise --crop_size (and --load_size), pass a smaller --n_layers_D, or with batch norm a "
             "--batch_size above 1.")
+
+
+def write_line(message: str) -> None:
+    """Print a line to stdout above any progress bar on screen (a plain print would tear it); rank 0 only."""
+    if is_main():
+        from tqdm import tqdm
+
+        tqdm.write(message)

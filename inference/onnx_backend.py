@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import I2IError
+from util.errors import I2IError
 
 
 class OnnxGenerator(nn.Module):

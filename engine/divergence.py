@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 import torch
 
-from .errors import I2IError
+from util.errors import I2IError
 
 NAN_POLICIES: tuple[str, ...] = ("stop", "skip")
 

@@ -1,34 +1,24 @@
-"""Data-parallel training over processes started by torchrun (`torch.distributed`).
-
-    torchrun --nproc_per_node 8 train.py ...                      # one machine, 8 GPUs (NCCL) or CPU processes (gloo)
-    torchrun --nnodes 4 --nproc_per_node 8 --rdzv_backend c10d --rdzv_endpoint HOST:29500 train.py ...
-
-Nothing to switch on: `init_distributed` reads torchrun's environment (WORLD_SIZE, RANK, LOCAL_RANK). Each
-process trains on its own shard of the data (`DistributedSampler`) with `--batch_size` images per step.
+"""torch.distributed primitives that know no model: this process's rank, small broadcasts, and the gradient
+averaging that runs inside every optimizer step of a torchrun job.
 
 How gradients are shared, and why networks are not wrapped in DistributedDataParallel: a GAN step calls the
 same network several times before one backward (CycleGAN's G_A sees real_A, fake_A and real_B; D sees real
 and fake images) and freezes D while G learns. DDP's per-parameter readiness hooks assume one forward per
 backward and every parameter used ("Expected to mark a variable ready only once", or a hang on the frozen
-ones). i2i instead averages gradients right before each optimizer step: the gradients of that optimizer's
+ones). Instead, gradients are averaged right before each optimizer step: the gradients of that optimizer's
 parameters are flattened into buckets of `--bucket_cap_mb` and all-reduced together. The step itself is
 unchanged, so it works for any model, including plugins written against the reference's API that call
 `optimizer.step()` themselves: a process-wide optimizer step pre-hook does the averaging for every optimizer.
-Parameters and buffers are broadcast from rank 0 when the model is set up, and each optimizer's parameters
-again at its first step (which covers networks a model builds late), so all ranks start and stay identical.
-The price: communication does not overlap the backward pass (docs/scaling.md estimates what that costs).
+Each optimizer's parameters are broadcast from rank 0 at its first step (which covers networks a model builds
+late), so all ranks start and stay identical. The price: communication does not overlap the backward pass.
+The job itself is set up by `engine.distributed.init_distributed`.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import logging
 import os
-import sys
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import torch
@@ -38,18 +28,11 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from .errors import I2IError
 
-logger = logging.getLogger(__name__)
-
 DEFAULT_BUCKET_MB = 25.0
 
 
-def env_world_size() -> int:
-    """How many processes torchrun started (1 without torchrun)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
 def is_distributed() -> bool:
-    """True once `init_distributed` has joined a process group of more than one process."""
+    """True once `engine.distributed.init_distributed` has joined a process group of more than one process."""
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
@@ -67,94 +50,6 @@ def world_size() -> int:
 def is_main() -> bool:
     """Whether this process writes files (logs, pages, checkpoints, options) and talks to Visdom: rank 0 only."""
     return rank() == 0
-
-
-@dataclass
-class Distributed:
-    """This process's place in the job; `world_size == 1` means a plain single-process run."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    backend: str | None = None
-    shuffle_seed: int = 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    def sampler(self, opt: argparse.Namespace) -> Callable[[torch.utils.data.Dataset], torch.utils.data.Sampler] | None:
-        """A factory for `create_dataset(opt, sampler=...)`: this rank's shard, reshuffled per epoch
-        (`DatasetLoader.set_epoch`), in order with `--serial_batches`; None for a single process."""
-        if not self.enabled:
-            return None
-
-        def make(dataset: torch.utils.data.Dataset) -> torch.utils.data.Sampler:
-            return torch.utils.data.DistributedSampler(dataset, num_replicas=self.world_size, rank=self.rank,
-                                                       shuffle=not opt.serial_batches, seed=self.shuffle_seed,
-                                                       drop_last=False)
-
-        return make
-
-    def shard_size(self, loader: Any) -> int:
-        """Samples this process loads per epoch: its DistributedSampler shard (padded to the same length on every
-        rank), capped as the loader caps a pass (its share of --max_dataset_size); the whole loader alone."""
-        sampler = getattr(loader, "sampler", None)
-        if not self.enabled or sampler is None:
-            return len(loader)
-        return int(min(getattr(loader, "pass_limit", len(loader)), len(sampler)))
-
-    def close(self) -> None:
-        """Leave the process group at the end of a run (all ranks reach it together)."""
-        if self.enabled and dist.is_initialized():
-            uninstall_gradient_averaging()
-            dist.destroy_process_group()
-
-
-def init_distributed(opt: argparse.Namespace) -> Distributed:
-    """Join torchrun's job, if any: pick this rank's device (NCCL on GPUs, gloo on the CPU), silence stdout
-    on ranks other than 0, and install gradient averaging. Without torchrun: a no-op returning world size 1."""
-    size = env_world_size()
-    if size <= 1:
-        return Distributed()
-    if not dist.is_available():
-        raise I2IError("this PyTorch build has no torch.distributed; run without torchrun or install a full build.")
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    global_rank = int(os.environ.get("RANK", "0"))
-    if opt.gpu_ids:
-        opt.gpu_ids = [_local_gpu(opt.gpu_ids, local_rank)]
-        torch.cuda.set_device(opt.gpu_ids[0])
-        backend = "nccl"
-    else:
-        backend = "gloo"
-        if getattr(opt, "sync_bn", False):
-            raise I2IError("--sync_bn needs GPUs (SyncBatchNorm has no CPU implementation); drop --sync_bn on the "
-                           "CPU, or train on GPUs with --gpu_ids.")
-    timeout = timedelta(seconds=float(getattr(opt, "dist_timeout", 1800)))
-    if not dist.is_initialized():
-        dist.init_process_group(backend, timeout=timeout)
-    if global_rank != 0:
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (one copy of the progress lines, from rank 0)
-    install_gradient_averaging(bucket_bytes=int(float(getattr(opt, "bucket_cap_mb", DEFAULT_BUCKET_MB)) * 2**20))
-    shuffle_seed = opt.seed if opt.seed is not None else broadcast_int(int(torch.randint(0, 2**31, ()).item()))
-    logger.info("rank %d of %d (%s)", global_rank, size, backend)
-    return Distributed(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank,
-                       backend=backend, shuffle_seed=int(shuffle_seed))
-
-
-def _local_gpu(gpu_ids: list[int], local_rank: int) -> int:
-    """One GPU per process: the LOCAL_RANK-th of --gpu_ids when several are listed, else GPU LOCAL_RANK."""
-    if len(gpu_ids) > 1:
-        if local_rank >= len(gpu_ids):
-            raise I2IError(f"--gpu_ids {','.join(map(str, gpu_ids))} lists {len(gpu_ids)} GPUs but torchrun started "
-                           f"more processes on this node (local rank {local_rank}); give one id per process or "
-                           "leave --gpu_ids at its default.")
-        return gpu_ids[local_rank]
-    count = torch.cuda.device_count()
-    if local_rank >= count:
-        raise I2IError(f"torchrun started local rank {local_rank} but this node has {count} GPUs; use "
-                       f"--nproc_per_node {count} or fewer.")
-    return local_rank
 
 
 # -- collectives ------------------------------------------------------------------------------------------
@@ -213,16 +108,6 @@ def mean_float(value: float | None) -> float | None:
     with _collective("averaging a metric"):
         dist.all_reduce(box)
     return float(box[0] / box[1]) if box[1] else None
-
-
-def shard_samples(job_samples: int, size: int | None = None) -> int:
-    """This process's share of the first `job_samples` samples that all `size` processes trained in an epoch.
-
-    train.py counts a step as batch size x world size samples, and DistributedSampler pads the shards to one
-    length, so every process trains a batch of the same size at every step: the job's count is `size` times
-    each process's own, and a resumed process skips exactly the batches it trained itself."""
-    size = world_size() if size is None else size
-    return max(0, int(job_samples)) // max(1, int(size))
 
 
 def _collective_device() -> torch.device:

@@ -23,7 +23,8 @@ from typing import IO, Any, TypeVar
 
 from tqdm import tqdm
 
-from .distributed import is_main
+from util.cli import write_line
+from util.collectives import is_main
 
 T = TypeVar("T")
 
@@ -38,10 +39,7 @@ def is_terminal(stream: IO[str]) -> bool:
         return False
 
 
-def write(message: str) -> None:
-    """Print a line to stdout above any bar on screen (a plain print would tear it); rank 0 only under torchrun."""
-    if is_main():
-        tqdm.write(message)
+write = write_line  # a line above any bar on screen, rank 0 only
 
 
 def format_losses(losses: Mapping[str, float]) -> str:

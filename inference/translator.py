@@ -1,12 +1,12 @@
 """Inference with trained generators: any image size, tiles for very large images, and a 3-line Python API.
 
-    from util.inference import load_translator
+    from inference.translator import load_translator
     translate = load_translator("checkpoints/demo_cycle_gan")        # architecture from train_opt.json
     translate(Image.open("in.png")).save("out.png")                    # same size out as in
 
 `prepare_for_inference(model, opt)` does the same for test.py's models: it loads the weights (or, with
 `--backend onnxruntime`, the exported ONNX files) and wraps every generator so that any input size works
-(`util.sizing`) and, with `--tile N`, large images go through tile by tile (`util.tiling`).
+(`inference.sizing`) and, with `--tile N`, large images go through tile by tile (`inference.tiling`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .errors import I2IError
-from .images import tensor2im, to_pil
+from util.errors import I2IError
+from util.images import tensor2im, to_pil
 from .sizing import SizeAdapter
 from .tiling import translate_tiled
 
@@ -107,8 +107,8 @@ def load_translator(checkpoint_dir: str | os.PathLike, *, epoch: str = "latest",
     from networks import build_generator
     from networks.compat import load_state_dict_compat
 
-    from .checkpoint import SAFETENSORS, existing_checkpoint, load_state_dict
-    from .saved_options import architecture, read_saved_options
+    from util.checkpoint import SAFETENSORS, existing_checkpoint, load_state_dict
+    from util.saved_options import architecture, read_saved_options
 
     folder = Path(checkpoint_dir)
     arch = architecture(read_saved_options(folder))

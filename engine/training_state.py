@@ -15,7 +15,7 @@ plain containers only, so it loads with `torch.load(weights_only=True)`. It is s
 between writing the network files and the state still resumes consistently from the previous state.
 
 Under torchrun the samples into the epoch count those of all processes (as train.py does); a resumed process
-skips its own share of them, the batches of its shard it trained already (`util.distributed.shard_samples`).
+skips its own share of them, the batches of its shard it trained already (`engine.distributed.shard_samples`).
 What differs between processes (image pools, the epoch's loss sums, random generators) is gathered into rank
 0's file under `ranks`, and each process of a job resumed with as many processes takes back its own.
 
@@ -47,11 +47,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import atomic_write, load_state_dict
-from .distributed import broadcast_int, gather_to_main, is_distributed, is_main, rank, shard_samples, world_size
+from util.checkpoint import atomic_write, load_state_dict
+from util.collectives import broadcast_int, gather_to_main, is_distributed, is_main, rank, world_size
+
+from .distributed import shard_samples
 from .divergence import DivergenceGuard, check_finite_weights
-from .errors import I2IError
-from .image_pool import ImagePool
+from util.errors import I2IError
+from models.image_pool import ImagePool
 from .meters import EpochLosses
 
 logger = logging.getLogger(__name__)

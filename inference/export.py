@@ -1,6 +1,6 @@
 """Write a generator as ONNX or TorchScript that takes any batch size, height and width.
 
-The exported module is the generator inside `util.sizing.SizeAdapter`, so an input of any size is padded to
+The exported module is the generator inside `inference.sizing.SizeAdapter`, so an input of any size is padded to
 the generator's size multiple and the output cropped back: the file behaves like test.py. Networks are
 exported in eval mode (BatchNorm running statistics, no dropout), as `test.py --eval` runs them.
 ONNX goes through PyTorch's TorchScript-based exporter (fast, needs only the `onnx` package); where a PyTorch
@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import I2IError
+from util.errors import I2IError
 from .sizing import SizeAdapter, size_multiple
 
 INPUT_NAME, OUTPUT_NAME = "input", "output"

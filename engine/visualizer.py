@@ -31,10 +31,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .distributed import is_main
-from .errors import I2IError
-from .html import HTML, ResultPages
-from .images import save_image, tensor2im, tensors2ims
+from util.collectives import is_main
+from util.errors import I2IError
+from util.html import HTML, ResultPages
+from util.images import save_image, tensor2im, tensors2ims
 from .plot_losses import LossHistory, render_losses
 
 logger = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ def _main_process_only(method: Callable[..., None]) -> Callable[..., None]:
 class Visualizer:
     """What train.py reports through: `print_current_losses`, `plot_current_losses`, `display_current_results`.
 
-    `progress` (a `util.progress.TrainProgress`, optional) gets the current losses for its bar."""
+    `progress` (a `engine.progress.TrainProgress`, optional) gets the current losses for its bar."""
 
     def __init__(self, opt: Any, progress: Any = None) -> None:
         self.opt = opt

@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from util.distributed import broadcast_float, is_main, mean_float
+from util.collectives import broadcast_float, is_main, mean_float
 from util.errors import I2IError
 
-from .catalog import METRICS
-from .suite import MetricSuite, to_uint8
+from metrics.catalog import METRICS
+from metrics.suite import MetricSuite, to_uint8
 
 logger = logging.getLogger(__name__)
 

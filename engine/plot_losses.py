@@ -1,7 +1,7 @@
 """Loss curves from `loss_log.jsonl`, drawn to a PNG with Pillow.
 
-    python -m util.plot_losses checkpoints/NAME            # -> checkpoints/NAME/loss_curves.png
-    python -m util.plot_losses checkpoints/NAME -o out.png --width 1200
+    python -m engine.plot_losses checkpoints/NAME            # -> checkpoints/NAME/loss_curves.png
+    python -m engine.plot_losses checkpoints/NAME -o out.png --width 1200
 
 One small panel per loss, each with its own y-scale (a cycle loss near 3 and a discriminator loss near
 0.25 would flatten each other on one axis): the logged values faint, a moving average bold, so the
@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .errors import I2IError
-from .option_types import number
+from util.errors import I2IError
+from util.option_types import number
 
 PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
            (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
@@ -156,7 +156,7 @@ def render_losses(history: LossHistory, path: str | os.PathLike | None = None, w
         _panel(draw, (left, top, left + panel_w, top + PANEL_H), name, x, values, PALETTE[k % len(PALETTE)],
                history.x_label)
     if path is not None:
-        from .images import save_image  # atomic write: a browser reloading the page never sees half a PNG
+        from util.images import save_image  # atomic write: a browser reloading the page never sees half a PNG
 
         save_image(np.asarray(image), path)
     return image
@@ -229,7 +229,7 @@ def plot_run(run_dir: str | os.PathLike, output: str | os.PathLike | None = None
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m util.plot_losses", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m engine.plot_losses", description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", help="checkpoints/NAME (or a loss_log.jsonl file)")
     parser.add_argument("-o", "--output", help="PNG to write (default: RUN_DIR/loss_curves.png)")
     parser.add_argument("--width", type=number(int, at_least=200), default=900, help="image width in pixels")
@@ -238,6 +238,6 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    from .cli import run_main
+    from util.cli import run_main
 
     run_main(lambda argv: main(argv if argv is not None else sys.argv[1:]))
