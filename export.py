@@ -18,14 +18,16 @@ from torch import nn
 
 from models import create_model
 from options.export_options import ExportOptions
+from util.checkpoint import network_file
 from util.cli import run_main
+from util.runtime import unwrap
 from inference.export import export_onnx, export_torchscript
 
 
 def output_paths(opt, names: list[str]) -> dict[str, Path]:
     suffix = ".onnx" if opt.format == "onnx" else ".pt"
     if opt.output is None:
-        return {n: Path(opt.checkpoints_dir) / opt.name / f"{opt.epoch}_net_{n}{suffix}" for n in names}
+        return {n: network_file(Path(opt.checkpoints_dir) / opt.name, opt.epoch, n, suffix) for n in names}
     out = Path(opt.output)
     if len(names) == 1:
         return {names[0]: out}
@@ -38,8 +40,7 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     model.setup(opt)  # loads the --epoch checkpoints
     written = {}
     for name, path in output_paths(opt, model.model_names).items():
-        net = getattr(model, f"net{name}")
-        net = getattr(net, "module", net)  # DataParallel
+        net = unwrap(getattr(model, f"net{name}"))
         input_nc = next(m for m in net.modules() if isinstance(m, nn.Conv2d)).in_channels
         if opt.format == "onnx":
             written[name] = export_onnx(net, path, input_nc, opset=opt.opset)

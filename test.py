@@ -10,7 +10,7 @@ images/<name>_<visual>.png as the reference names them, and images/<visual>/<nam
 
 from __future__ import annotations
 
-import util.cpu_setup  # noqa: F401, I001  (first, before torch: OpenMP reads its settings once)
+import util.cpu_setup  # noqa: F401, I001  (first, before torch: glibc reads its allocator settings once)
 from pathlib import Path
 
 from data import create_dataset
@@ -18,10 +18,9 @@ from data.demo import make_demo_data
 from models import create_model
 from options.test_options import TestOptions
 from util.cli import run_main
-from util.html import ResultPages
 from inference.translator import prepare_for_inference
 from engine.progress import progress_bar
-from engine.visualizer import save_test_images
+from util.html import ResultPages, save_test_images
 
 RESULTS_PER_PAGE = 100  # inputs per results page: a 10,000-image run gives 100 quick pages, not one huge one
 

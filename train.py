@@ -9,7 +9,7 @@ Options: `python train.py --help` (they depend on --model and --dataset_mode).
 
 from __future__ import annotations
 
-import util.cpu_setup  # noqa: F401, I001  (first, before torch: OpenMP reads its settings once)
+import util.cpu_setup  # noqa: F401, I001  (first, before torch: glibc reads its allocator settings once)
 import time
 from pathlib import Path
 

@@ -5,7 +5,7 @@
     python translate.py big.tif --name maps_cyclegan --tile 512         # very large images, tile by tile
 
 The architecture comes from checkpoints/NAME/train_opt.json; results keep each input's size. In Python:
-`from inference.translator import load_translator` (see the README).
+`from inference import load_translator` (see the README).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from options.base_options import OptionParser, parse_gpu_ids
 from util.cli import run_main
 from util.errors import I2IError
 from util.option_types import number
-from inference.translator import load_translator
+from inference import load_translator
 
 
 def make_parser() -> argparse.ArgumentParser:

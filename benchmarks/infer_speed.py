@@ -100,7 +100,7 @@ def end_to_end_child(variant: str, batch: int, args: argparse.Namespace, count: 
     import numpy as np
     from PIL import Image
 
-    from models.base_model import unwrap
+    from util.runtime import unwrap
     from tests.helpers import load_script
 
     device = common.device_of(args.device)

@@ -157,7 +157,7 @@ def reference_pix2pix(opt: argparse.Namespace, nets: dict[str, nn.Module]):
 
 def inference_steps(side: str, name: str, batch: int, args: argparse.Namespace, tmp: str):
     """One batch through the generator: the reference's forward under no_grad, or i2i's `model.test()`."""
-    from models.base_model import unwrap
+    from util.runtime import unwrap
 
     model, opt = infer_speed.build_model(INFERENCE[name], "fp32", batch, torch.device("cpu"), args.quick, tmp)
     data = {"A": torch.rand(batch, 3, opt.crop_size, opt.crop_size) * 2 - 1,

@@ -78,7 +78,7 @@ class DatasetLoader:
         self.pass_limit = math.ceil(self.max_dataset_size / replicas) if math.isfinite(self.max_dataset_size) \
             else math.inf
         # The order and each item's augmentation follow from one seed (data/sampler.py): replayable, resumable.
-        seed = getattr(opt, "seed", None)
+        seed = opt.seed
         self.order = EpochOrder(len(dataset), shuffle=not opt.serial_batches,
                                 seed=draw_seed() if seed is None else seed, inner=sampler)
         self._epoch_given, self._passes, self._skip = False, 0, 0
@@ -93,7 +93,7 @@ class DatasetLoader:
             num_workers=workers,
             drop_last=False,
             persistent_workers=workers > 0,  # no re-forking at every epoch
-            pin_memory=bool(getattr(opt, "gpu_ids", None)),
+            pin_memory=bool(opt.gpu_ids),
         )
 
     def set_epoch(self, epoch: int) -> None:
@@ -101,6 +101,18 @@ class DatasetLoader:
         Without calls, each pass over the loader counts as the next epoch."""
         self._epoch_given = True
         self.order.set_epoch(epoch)
+
+    def state_dict(self) -> dict[str, int | None]:
+        """The seeds of the data order: item augmentations and, under torchrun, the shards' shuffle (which a job
+        without --seed draws afresh at each start), so a resumed epoch goes on in the order it began."""
+        sampler_seed = getattr(self.sampler, "seed", None)
+        return {"data_seed": int(self.order.seed), "sampler_seed": None if sampler_seed is None else int(sampler_seed)}
+
+    def load_state_dict(self, state: dict[str, int | None]) -> None:
+        if state.get("data_seed") is not None:
+            self.order.seed = int(state["data_seed"])
+        if state.get("sampler_seed") is not None and hasattr(self.sampler, "seed"):
+            self.sampler.seed = int(state["sampler_seed"])
 
     def skip(self, samples: int) -> None:
         """Start the next pass after its first `samples` samples, without loading them (a resumed run)."""

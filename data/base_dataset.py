@@ -7,8 +7,7 @@ them; `get_transform` turns the options (and, for paired data, those choices) in
     ->  horizontal flip  ->  ToTensor + Normalize(0.5, 0.5), i.e. values in [-1, 1]
 
 Every step is a torchvision transform or a small module-level class, so a transform pickles and works with
-`spawn` DataLoader workers (Windows, macOS). An image smaller than `--crop_size` raises `I2IError` instead of
-torchvision's "empty range" error, or the reference's silent black padding of paired images.
+`spawn` DataLoader workers (Windows, macOS). An image smaller than `--crop_size` raises `I2IError` naming it.
 """
 
 from __future__ import annotations
@@ -135,7 +134,7 @@ def get_transform(
         steps.append(ScaleWidth(opt.load_size, opt.crop_size, method))
     if "crop" in opt.preprocess:
         steps.append(Crop(opt.crop_size, None if params is None else params["crop_pos"]))
-    if opt.preprocess == "none" and getattr(opt, "isTrain", True):
+    if opt.preprocess == "none" and opt.isTrain:
         # training batches need one size; at test time the model pads and crops instead (inference/sizing.py),
         # so results keep the input's exact size
         steps.append(RoundToMultiple(NONE_MULTIPLE, method))

@@ -34,7 +34,7 @@ class CollateBatch:
         if not hasattr(opt, "input_nc"):
             return cls()
         inp, out = (opt.input_nc, "--input_nc"), (opt.output_nc, "--output_nc")
-        a, b = (inp, out) if getattr(opt, "direction", "AtoB") == "AtoB" else (out, inp)
+        a, b = (inp, out) if opt.direction == "AtoB" else (out, inp)
         return cls({"A": a, "B": b})
 
     def __call__(self, items: Sequence[dict[str, Any]]) -> Any:

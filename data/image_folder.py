@@ -1,9 +1,9 @@
 """Finding and opening image files.
 
-Differences from the reference, on purpose: extensions match case-insensitively and include .webp; the file
-list is sorted *before* `max_dataset_size` truncates it (so the subset does not depend on the filesystem);
-a missing or empty folder, and an unreadable (corrupt, truncated, non-image) file, raise `I2IError` naming the
-path: training stops rather than silently learning from a smaller dataset (docs/troubleshooting.md).
+Extensions match case-insensitively and include .webp; the file list is sorted *before* `max_dataset_size`
+truncates it (so the subset does not depend on the filesystem); a missing or empty folder, and an unreadable
+(corrupt, truncated, non-image) file, raise `I2IError` naming the path: training stops rather than silently
+learning from a smaller dataset (docs/troubleshooting.md).
 
 Decoding, as a viewer shows the image: the EXIF orientation of camera photos is applied; transparent pixels
 (RGBA, LA, palette with transparency) are laid over white instead of losing their alpha to whatever colour

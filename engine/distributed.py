@@ -22,8 +22,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from util.collectives import DEFAULT_BUCKET_MB, broadcast_int, install_gradient_averaging, \
-    uninstall_gradient_averaging, world_size
+from util.collectives import broadcast_int, install_gradient_averaging, uninstall_gradient_averaging, world_size
 from util.errors import I2IError
 
 logger = logging.getLogger(__name__)
@@ -86,40 +85,24 @@ def init_distributed(opt: argparse.Namespace) -> Distributed:
         raise I2IError("this PyTorch build has no torch.distributed; run without torchrun or install a full build.")
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     global_rank = int(os.environ.get("RANK", "0"))
-    if opt.gpu_ids:
-        opt.gpu_ids = [_local_gpu(opt.gpu_ids, local_rank)]
+    if opt.gpu_ids:  # one GPU per process, chosen by the parser (options.base_options.process_gpu_ids)
         torch.cuda.set_device(opt.gpu_ids[0])
         backend = "nccl"
     else:
         backend = "gloo"
-        if getattr(opt, "sync_bn", False):
+        if opt.sync_bn:
             raise I2IError("--sync_bn needs GPUs (SyncBatchNorm has no CPU implementation); drop --sync_bn on the "
                            "CPU, or train on GPUs with --gpu_ids.")
-    timeout = timedelta(seconds=float(getattr(opt, "dist_timeout", 1800)))
+    timeout = timedelta(seconds=opt.dist_timeout)
     if not dist.is_initialized():
         dist.init_process_group(backend, timeout=timeout)
     if global_rank != 0:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (one copy of the progress lines, from rank 0)
-    install_gradient_averaging(bucket_bytes=int(float(getattr(opt, "bucket_cap_mb", DEFAULT_BUCKET_MB)) * 2**20))
+    install_gradient_averaging(bucket_bytes=int(opt.bucket_cap_mb * 2**20))
     shuffle_seed = opt.seed if opt.seed is not None else broadcast_int(int(torch.randint(0, 2**31, ()).item()))
     logger.info("rank %d of %d (%s)", global_rank, size, backend)
     return Distributed(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank,
                        backend=backend, shuffle_seed=int(shuffle_seed))
-
-
-def _local_gpu(gpu_ids: list[int], local_rank: int) -> int:
-    """One GPU per process: the LOCAL_RANK-th of --gpu_ids when several are listed, else GPU LOCAL_RANK."""
-    if len(gpu_ids) > 1:
-        if local_rank >= len(gpu_ids):
-            raise I2IError(f"--gpu_ids {','.join(map(str, gpu_ids))} lists {len(gpu_ids)} GPUs but torchrun started "
-                           f"more processes on this node (local rank {local_rank}); give one id per process or "
-                           "leave --gpu_ids at its default.")
-        return gpu_ids[local_rank]
-    count = torch.cuda.device_count()
-    if local_rank >= count:
-        raise I2IError(f"torchrun started local rank {local_rank} but this node has {count} GPUs; use "
-                       f"--nproc_per_node {count} or fewer.")
-    return local_rank
 
 
 def shard_samples(job_samples: int, size: int | None = None) -> int:

@@ -18,7 +18,6 @@ every rank (rank 0's score, or the job's mean training loss), so the learning ra
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import logging
 from pathlib import Path
@@ -26,11 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from util.collectives import broadcast_float, is_main, mean_float
-from util.errors import I2IError
-
 from metrics.catalog import METRICS
 from metrics.suite import MetricSuite, to_uint8
+from util.collectives import broadcast_float, is_main, mean_float
+from util.errors import I2IError
+from util.files import atomic_write
+from util.option_types import replaced
 
 logger = logging.getLogger(__name__)
 
@@ -39,18 +39,15 @@ PAIRED_MODES = ("aligned",)
 
 def evaluation_options(opt: argparse.Namespace) -> argparse.Namespace:
     """The training options turned into deterministic test-split loading."""
-    eval_opt = copy.copy(opt)
-    eval_opt.phase, eval_opt.isTrain = "test", False
-    eval_opt.serial_batches, eval_opt.no_flip, eval_opt.num_threads = True, True, 0
-    eval_opt.preprocess, eval_opt.load_size = "resize_and_crop", opt.crop_size
-    return eval_opt
+    return replaced(opt, phase="test", isTrain=False, serial_batches=True, no_flip=True, num_threads=0,
+                    preprocess="resize_and_crop", load_size=opt.crop_size)
 
 
 class TrainingEvaluator:
     """Does nothing when `--eval_freq` is 0; see the module docstring otherwise."""
 
     def __init__(self, opt: argparse.Namespace) -> None:
-        self.freq = int(getattr(opt, "eval_freq", 0) or 0)
+        self.freq = opt.eval_freq
         self.opt = opt
         self.latest: float | None = None
         self.best: dict[str, Any] | None = None
@@ -61,7 +58,7 @@ class TrainingEvaluator:
         if not is_main():
             return  # torchrun: rank 0 evaluates for the job; `lr_metric` shares its score
         self.best_file = Path(opt.checkpoints_dir) / opt.name / "best_metric.json"
-        if getattr(opt, "continue_train", False) and self.best_file.is_file():
+        if opt.continue_train and self.best_file.is_file():
             self.best = json.loads(self.best_file.read_text())
         device = f"cuda:{opt.gpu_ids[0]}" if opt.gpu_ids else "cpu"
         self.suite = MetricSuite([self.metric], inception_weights=opt.inception_weights,
@@ -89,7 +86,7 @@ class TrainingEvaluator:
         if better:
             self.best = {"metric": self.metric, "value": value, "epoch": epoch}
             model.save_networks("best")
-            self.best_file.write_text(json.dumps(self.best, indent=2) + "\n")
+            atomic_write(self.best_file, lambda f: f.write(json.dumps(self.best, indent=2) + "\n"), mode="w")
             logger.info("new best %s %.4f at epoch %d: saved best_net_*.pth", self.metric, value, epoch)
         return {f"eval_{self.metric}": value}
 

@@ -1,8 +1,6 @@
 """The full training state, so that a stopped run continues exactly where it was.
 
-The reference resumes from weights only and needs `--epoch_count` by hand; optimizer moments, the LR
-schedule, image pools and the RNG start over. i2i writes, beside the reference-format `<tag>_net_*.pth`
-files, a training-state checkpoint `<tag>_state.pth`:
+Beside the reference-format `<tag>_net_*.pth` files, a run writes a training-state checkpoint `<tag>_state.pth`:
 
 - `latest_state.pth` at every `latest` save (every `--save_latest_freq` samples and every epoch save);
 - `<epoch>_state.pth` at every epoch save, `iter_<N>_state.pth` with `--save_by_iter` (hard links where the
@@ -31,37 +29,28 @@ What differs between processes (image pools, the epoch's loss sums, random gener
 from __future__ import annotations
 
 import argparse
-import copy
 import json
-import logging
-import os
-import random
 import re
 import warnings
-from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from torch import nn
 
-from util.checkpoint import atomic_write, load_state_dict
+from util.checkpoint import load_state_dict, move_to, prune_checkpoints
 from util.collectives import broadcast_int, gather_to_main, is_distributed, is_main, rank, world_size
+from util.errors import I2IError
+from util.files import atomic_write, link_or_copy, remove_stale_temp_files
 
 from .distributed import shard_samples
 from .divergence import DivergenceGuard, check_finite_weights
-from util.errors import I2IError
-from models.image_pool import ImagePool
 from .meters import EpochLosses
-
-logger = logging.getLogger(__name__)
+from .seed import rng_state, set_rng_state
 
 STATE_FORMAT = 1
 #: options that shape the LR schedule: changing one on resume rebuilds the schedulers from the new values
 SCHEDULE_OPTIONS = ("lr_policy", "lr", "n_epochs", "n_epochs_decay", "lr_decay_iters")
-_NUMBERED = re.compile(r"^(iter_)?(\d+)_(net_.+\.(?:pth|safetensors)|state\.pth)$")
 
 
 def i2i_version() -> str:
@@ -83,7 +72,7 @@ class TrainingState:
         self.epoch_iter = 0
         self.total_iters = 0
         self.epoch_losses = EpochLosses()
-        self.guard = DivergenceGuard(getattr(opt, "nan_policy", "stop"))
+        self.guard = DivergenceGuard(opt.nan_policy)
         self.resumed_from: Path | None = None
         self._skip_epoch: int | None = None  # the epoch whose first epoch_iter samples were trained already
         self.world_size = world_size()  # processes of the job: epoch_iter counts the samples of all of them
@@ -104,8 +93,7 @@ class TrainingState:
 
         Only the first epoch of a mid-epoch resume starts above 0; its first samples are skipped unloaded (under
         torchrun each process skips the batches of its own shard it trained: its share of the job's count)."""
-        if hasattr(self.dataset, "set_epoch"):
-            self.dataset.set_epoch(epoch)
+        self.dataset.set_epoch(epoch)
         if epoch == self._skip_epoch and self.epoch_iter:
             self.dataset.skip(shard_samples(self.epoch_iter, self.world_size))
         else:
@@ -133,14 +121,16 @@ class TrainingState:
 
     def _save(self, tags: list[str], epoch: int, epoch_iter: int, total_iters: int) -> None:
         self.guard.check(f" (total_iters {total_iters})")
-        nets = {name: {k: v.detach().cpu().clone() for k, v in _unwrap(getattr(self.model, f"net{name}"))
-                       .state_dict().items()} for name in self.model.model_names}
-        check_finite_weights(nets)
         own = self._own_part()
         ranks = gather_to_main(own) if is_distributed() else None  # what differs between ranks
         if not is_main():
-            return  # torchrun: every rank holds the same weights; rank 0 alone writes them
-        state = self._collect(nets, epoch, epoch_iter, total_iters) | own
+            return  # torchrun: every rank holds the same weights; rank 0 alone copies and writes them
+        model_state = self.model.training_state()
+        check_finite_weights(model_state["nets"])
+        state = {"format": STATE_FORMAT, "i2i_version": i2i_version(),
+                 "options": json.dumps(vars(self.opt), sort_keys=True, default=str),
+                 "epoch": epoch, "epoch_iter": epoch_iter, "total_iters": total_iters, "world_size": self.world_size,
+                 **self.dataset.state_dict(), **model_state, **own}
         if ranks is not None:
             state["ranks"] = [own, *ranks[1:]]  # rank 0's part as the same tensors: torch.save stores them once
         for tag in tags:
@@ -150,38 +140,16 @@ class TrainingState:
         first = self.run_dir / f"{(numbered or tags)[0]}_state.pth"
         atomic_write(first, lambda f: torch.save(state, f))
         for tag in {*tags, "latest"} - {first.name.removesuffix("_state.pth")}:
-            _link_or_copy(first, self.run_dir / f"{tag}_state.pth")
-        keep = int(getattr(self.opt, "keep_last", 0) or 0)
-        if keep > 0:
-            prune_checkpoints(self.run_dir, keep)
+            link_or_copy(first, self.run_dir / f"{tag}_state.pth")
+        if self.opt.keep_last > 0:
+            prune_checkpoints(self.run_dir, self.opt.keep_last)
 
     def _own_part(self) -> dict[str, Any]:
         """This process's own share of the state: its image pools (fed by its shard's fakes), its epoch's loss
         sums and its random number generators."""
-        return {"pools": {name: _cpu(pool.state_dict()) for name, pool in _attributes(self.model, ImagePool)},
-                "epoch_losses": {"sums": _cpu(self.epoch_losses.sums), "count": self.epoch_losses.count},
+        return {**self.model.training_state(shared=False),
+                "epoch_losses": {"sums": move_to(self.epoch_losses.sums, "cpu"), "count": self.epoch_losses.count},
                 "rng": rng_state()}
-
-    def _collect(self, nets: dict, epoch: int, epoch_iter: int, total_iters: int) -> dict[str, Any]:
-        """What every rank shares (the `_own_part` of the writing rank is added beside it)."""
-        model = self.model
-        order = getattr(self.dataset, "order", None)
-        return {
-            "format": STATE_FORMAT,
-            "i2i_version": i2i_version(),
-            "options": json.dumps(vars(self.opt), sort_keys=True, default=str),
-            "epoch": epoch,
-            "epoch_iter": epoch_iter,
-            "total_iters": total_iters,
-            "data_seed": None if order is None else int(order.seed),
-            "sampler_seed": _sampler_seed(order),
-            "world_size": self.world_size,
-            "nets": nets,
-            "optimizers": [o.state_dict() for o in model.optimizers],
-            "schedulers": [s.state_dict() for s in getattr(model, "schedulers", [])],
-            "scalers": {name: s.state_dict() for name, s in _attributes(model, torch.amp.GradScaler)},
-            "metric": float(getattr(model, "metric", 0.0)),
-        }
 
     # -- loading ----------------------------------------------------------------------------------------
 
@@ -191,49 +159,20 @@ class TrainingState:
         if state.get("format") != STATE_FORMAT:
             raise I2IError(f"{path} is not an i2i training state of format {STATE_FORMAT} (found "
                            f"{state.get('format')!r}). Delete it to resume from the network weights only.")
-        model, device = self.model, getattr(self.model, "device", torch.device("cpu"))
-        for name in model.model_names:
-            if name not in state["nets"]:
-                raise I2IError(f"{path} holds no weights for net {name} (it has {', '.join(state['nets'])}): it "
-                               "was saved by another --model. Use another --name, or start without --continue_train.")
-            try:
-                _unwrap(getattr(model, f"net{name}")).load_state_dict(state["nets"][name])
-            except RuntimeError as exc:
-                raise I2IError(f"{path}: net {name} was saved with other architecture options; use the options in "
-                               f"{self.run_dir / 'train_opt.txt'}. ({str(exc).splitlines()[0]})") from None
-        _load_all(path, "optimizers", model.optimizers, state["optimizers"])
-        _load_all(path, "schedulers", getattr(model, "schedulers", []), state["schedulers"])
         self.epoch, self.epoch_iter, self.total_iters = state["epoch"], state["epoch_iter"], state["total_iters"]
         self._check_world_size(path, int(state.get("world_size", 1)))
         if len(state.get("ranks") or []) == self.world_size > 1:
             state |= state["ranks"][rank()]  # this rank's own pools, loss sums and generators
-        for kind, saved, found in (("pools", state["pools"], dict(_attributes(model, ImagePool))),
-                                   ("scalers", state["scalers"], dict(_attributes(model, torch.amp.GradScaler)))):
-            for name, obj in found.items():
-                if name in saved:
-                    obj.load_state_dict(_to(saved[name], device) if kind == "pools" else saved[name])
-        model.metric = state.get("metric", 0.0)
+        self.model.load_training_state(state, path)
         self._follow_new_schedule(json.loads(state["options"]), state["epoch"])
-        self._restore_data_order(state)
+        self.dataset.load_state_dict(state)
         self._skip_epoch = self.epoch
         self.epoch_losses = EpochLosses()
-        self.epoch_losses.sums = _to(state["epoch_losses"]["sums"], device)
+        self.epoch_losses.sums = move_to(state["epoch_losses"]["sums"], self.model.device)
         self.epoch_losses.count = state["epoch_losses"]["count"]
         trim_loss_log(self.run_dir / "loss_log.jsonl", self.total_iters)
         set_rng_state(state["rng"])
         self.resumed_from = path
-
-    def _restore_data_order(self, state: dict[str, Any]) -> None:
-        """The saved seeds of the data order: item augmentations and, under torchrun, the shards' shuffle (which
-        a job without --seed draws afresh at each start), so the epoch goes on in the order it began."""
-        order = getattr(self.dataset, "order", None)
-        if order is None:
-            return
-        if state.get("data_seed") is not None:
-            order.seed = int(state["data_seed"])
-        inner = getattr(order, "inner", None)
-        if state.get("sampler_seed") is not None and hasattr(inner, "seed"):
-            inner.seed = int(state["sampler_seed"])
 
     def _check_world_size(self, path: Path, saved: int) -> None:
         """A mid-epoch state resumed by another number of processes cannot continue the same shards: say so."""
@@ -244,19 +183,11 @@ class TrainingState:
 
     def _follow_new_schedule(self, saved: dict[str, Any], epoch: int) -> None:
         """If a schedule option changed since the state was saved, rebuild the schedulers from the new values."""
-        changed = [k for k in SCHEDULE_OPTIONS if k in saved and saved[k] != getattr(self.opt, k, saved[k])]
-        if not changed:
-            return
-        from models.schedulers import build_scheduler  # only here: util otherwise knows no model code
-
-        opt = copy.copy(self.opt)
-        opt.epoch_count = epoch
-        for optimizer in self.model.optimizers:
-            for group in optimizer.param_groups:
-                group["initial_lr"] = group["lr"] = opt.lr
-        self.model.schedulers = [build_scheduler(o, opt) for o in self.model.optimizers]
-        warnings.warn(f"resuming with changed {', '.join('--' + k for k in changed)}: the learning-rate schedule "
-                      f"follows the new values from epoch {epoch} on.", stacklevel=2)
+        changed = [k for k in SCHEDULE_OPTIONS if k in saved and saved[k] != vars(self.opt)[k]]
+        if changed:
+            self.model.restart_schedules(epoch)
+            warnings.warn(f"resuming with changed {', '.join('--' + k for k in changed)}: the learning-rate "
+                          f"schedule follows the new values from epoch {epoch} on.", stacklevel=2)
 
 
 def resume_or_start(opt: argparse.Namespace, model: Any, dataset: Any) -> TrainingState:
@@ -270,7 +201,7 @@ def resume_or_start(opt: argparse.Namespace, model: Any, dataset: Any) -> Traini
     state.guard.install(model.optimizers)
     share_data_seed(dataset)
     remove_stale_temp_files(state.run_dir)
-    tag = f"iter_{opt.load_iter}" if getattr(opt, "load_iter", 0) > 0 else str(opt.epoch)
+    tag = f"iter_{opt.load_iter}" if opt.load_iter > 0 else str(opt.epoch)
     path = state.run_dir / f"{tag}_state.pth"
     if not opt.continue_train:
         return state
@@ -286,43 +217,8 @@ def resume_or_start(opt: argparse.Namespace, model: Any, dataset: Any) -> Traini
 def share_data_seed(dataset: Any) -> None:
     """Under torchrun, give every process rank 0's data seed (without --seed each drew its own): rank 0's is the
     one a training state saves, so a resumed job augments every rank's items as the stopped one did."""
-    order = getattr(dataset, "order", None)
-    if order is not None and is_distributed():
-        order.seed = broadcast_int(int(order.seed))
-
-
-def _sampler_seed(order: Any) -> int | None:
-    """The shuffle seed of the sampler inside the data order (DistributedSampler's), if it has one."""
-    seed = getattr(getattr(order, "inner", None), "seed", None)
-    return None if seed is None else int(seed)
-
-
-# -- files -------------------------------------------------------------------------------------------------
-
-def prune_checkpoints(run_dir: str | os.PathLike, keep: int) -> list[Path]:
-    """Delete all but the newest `keep` epoch-numbered and `keep` iter-numbered checkpoints (nets and states).
-
-    `latest_*` files are never touched. Returns the deleted paths."""
-    groups: dict[bool, dict[int, list[Path]]] = {False: {}, True: {}}
-    for path in Path(run_dir).iterdir():
-        match = _NUMBERED.match(path.name)
-        if match:
-            groups[bool(match.group(1))].setdefault(int(match.group(2)), []).append(path)
-    deleted = []
-    for numbers in groups.values():
-        for number in sorted(numbers)[:-keep]:
-            for path in numbers[number]:
-                path.unlink(missing_ok=True)
-                deleted.append(path)
-    return deleted
-
-
-def remove_stale_temp_files(run_dir: Path) -> None:
-    """Delete temporary files a killed run left half-written (`.<name>.*.tmp`, see util.checkpoint.atomic_write)."""
-    if run_dir.is_dir():
-        for path in run_dir.glob(".*.tmp"):
-            logger.info("removing %s, left by an interrupted write", path)
-            path.unlink(missing_ok=True)
+    if is_distributed():
+        dataset.load_state_dict({"data_seed": broadcast_int(dataset.state_dict()["data_seed"])})
 
 
 def trim_loss_log(path: Path, total_iters: int) -> None:
@@ -342,75 +238,3 @@ def trim_loss_log(path: Path, total_iters: int) -> None:
             kept.append(line)
     if dropped:
         atomic_write(path, lambda f: f.write("".join(k + "\n" for k in kept)), mode="w")
-
-
-def _link_or_copy(source: Path, target: Path) -> None:
-    """Make `target` the same file as `source`, atomically: a hard link where possible, else a copy."""
-    tmp = target.with_name(f".{target.name}.link.tmp")
-    try:
-        tmp.unlink(missing_ok=True)
-        os.link(source, tmp)
-        os.replace(tmp, target)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        atomic_write(target, lambda f: f.write(source.read_bytes()))
-
-
-# -- RNG ---------------------------------------------------------------------------------------------------
-
-def rng_state() -> dict[str, Any]:
-    """Python, NumPy, torch CPU and (if in use) CUDA RNG states, as tensors and plain values."""
-    _, keys, pos, has_gauss, cached = np.random.get_state()
-    state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": {"keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    np_state = state["numpy"]
-    np.random.set_state(("MT19937", np_state["keys"].numpy().astype(np.uint32), np_state["pos"],
-                         np_state["has_gauss"], np_state["cached_gaussian"]))
-    torch.set_rng_state(state["torch"])
-    cuda = state.get("cuda")
-    if cuda and torch.cuda.is_available() and torch.cuda.device_count() == len(cuda):
-        torch.cuda.set_rng_state_all(cuda)
-
-
-# -- helpers -----------------------------------------------------------------------------------------------
-
-def _unwrap(net: nn.Module) -> nn.Module:
-    return net.module if isinstance(net, (nn.DataParallel, nn.parallel.DistributedDataParallel)) else net
-
-
-def _attributes(model: Any, kind: type) -> Iterable[tuple[str, Any]]:
-    return sorted((name, value) for name, value in vars(model).items() if isinstance(value, kind))
-
-
-def _cpu(value: Any) -> Any:
-    return _to(value, torch.device("cpu"))
-
-
-def _to(value: Any, device: torch.device | str) -> Any:
-    if torch.is_tensor(value):
-        return value.detach().to(device).clone()
-    if isinstance(value, dict):
-        return {k: _to(v, device) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_to(v, device) for v in value)
-    return value
-
-
-def _load_all(path: Path, kind: str, objects: list[Any], states: list[Any]) -> None:
-    if len(objects) != len(states):
-        raise I2IError(f"{path} holds {len(states)} {kind} but the model has {len(objects)}: it was saved by another "
-                       "model or version. Resume without it by deleting the file (weights-only resume).")
-    for obj, saved in zip(objects, states):
-        obj.load_state_dict(saved)

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from util.errors import I2IError
+
 from .sizing import SizeAdapter, size_multiple
 
 INPUT_NAME, OUTPUT_NAME = "input", "output"

@@ -1,6 +1,6 @@
 """Inference with trained generators: any image size, tiles for very large images, and a 3-line Python API.
 
-    from inference.translator import load_translator
+    from inference import load_translator
     translate = load_translator("checkpoints/demo_cycle_gan")        # architecture from train_opt.json
     translate(Image.open("in.png")).save("out.png")                    # same size out as in
 
@@ -20,8 +20,10 @@ import torch
 from PIL import Image
 from torch import nn
 
+from util.checkpoint import network_file
 from util.errors import I2IError
 from util.images import tensor2im, to_pil
+
 from .sizing import SizeAdapter
 from .tiling import translate_tiled
 
@@ -44,31 +46,17 @@ class InferenceGenerator(nn.Module):
 
 def onnx_path(opt: argparse.Namespace, net_name: str) -> Path:
     """Where export.py writes (and --backend onnxruntime reads) the ONNX file of network `net_name`."""
-    return Path(opt.checkpoints_dir) / opt.name / f"{opt.epoch}_net_{net_name}.onnx"
-
-
-def _replace_network(model, old: nn.Module, new: nn.Module) -> None:
-    """Point every attribute of `model` that holds `old` (netG, netG_A alias, ...) at `new`."""
-    for attr, value in list(vars(model).items()):
-        if value is old:
-            setattr(model, attr, new)
+    return network_file(Path(opt.checkpoints_dir) / opt.name, opt.epoch, net_name, ".onnx")
 
 
 def prepare_for_inference(model, opt: argparse.Namespace) -> None:
     """Load `model`'s networks for test.py and wrap them for any size and tiling (see the module docstring)."""
-    backend = getattr(opt, "backend", "torch")
-    if backend == "onnxruntime":
+    if opt.backend == "onnxruntime":
         model.check_names()
-        for name in model.model_names:
-            net = getattr(model, f"net{name}")
-            _replace_network(model, net, OnnxGenerator(onnx_path(opt, name), use_cuda=bool(opt.gpu_ids)))
+        model.wrap_networks(lambda name, net: OnnxGenerator(onnx_path(opt, name), use_cuda=bool(opt.gpu_ids)))
         return
     model.setup(opt)
-    for name in model.model_names:
-        net = getattr(model, f"net{name}")
-        wrapped = InferenceGenerator(net, getattr(opt, "tile", 0), getattr(opt, "tile_overlap", 32),
-                                     getattr(opt, "tile_stat_passes", 2))
-        _replace_network(model, net, wrapped)
+    model.wrap_networks(lambda name, net: InferenceGenerator(net, opt.tile, opt.tile_overlap, opt.tile_stat_passes))
 
 
 def OnnxGenerator(path: Path, use_cuda: bool) -> nn.Module:  # noqa: N802  (imported lazily: onnxruntime is optional)
@@ -106,23 +94,22 @@ def load_translator(checkpoint_dir: str | os.PathLike, *, epoch: str = "latest",
     """
     from networks import build_generator
     from networks.compat import load_state_dict_compat
-
     from util.checkpoint import SAFETENSORS, existing_checkpoint, load_state_dict
     from util.saved_options import architecture, read_saved_options
 
     folder = Path(checkpoint_dir)
     arch = architecture(read_saved_options(folder))
     if generator is None:
-        generator = "G" if existing_checkpoint(folder / f"{epoch}_net_G.pth") else "G_A"
+        generator = "G" if existing_checkpoint(network_file(folder, epoch, "G")) else "G_A"
     input_nc, output_nc = arch["input_nc"], arch["output_nc"]
     if generator.endswith("_B"):  # G_B translates B -> A
         input_nc, output_nc = output_nc, input_nc
     net = build_generator(arch["netG"], input_nc, output_nc, arch["ngf"], norm=arch["norm"],
-                          use_dropout=not arch["no_dropout"], init_type=arch["init_type"], init_gain=arch["init_gain"])
-    path = existing_checkpoint(folder / f"{epoch}_net_{generator}.pth")
+                          use_dropout=not arch["no_dropout"])
+    path = existing_checkpoint(network_file(folder, epoch, generator))
     if path is None:
         found = ", ".join(sorted(p.name for p in folder.glob(f"{epoch}_net_G*") if p.suffix in (".pth", SAFETENSORS)))
-        raise I2IError(f"{folder / f'{epoch}_net_{generator}.pth'} does not exist (generators for --epoch {epoch} "
+        raise I2IError(f"{network_file(folder, epoch, generator)} does not exist (generators for --epoch {epoch} "
                        f"there: {found or 'none'}); pick another epoch or generator.")
     load_state_dict_compat(net, load_state_dict(path), net_name=generator, source=str(path))
     return Translator(net, input_nc, device=device, tile=tile, tile_overlap=tile_overlap)

@@ -21,7 +21,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from util.checkpoint import atomic_write
+from util.files import atomic_write
 from util.errors import I2IError
 
 logger = logging.getLogger(__name__)

@@ -23,8 +23,9 @@ from .base_model import BaseModel
 
 MODELS = Registry("model", base=BaseModel, option="model", legacy=("models", "model"))
 
-from . import cycle_gan_model, pix2pix_model, template_model, test_model  # noqa: E402,F401  (built-ins register themselves)
-from . import colorization_model, cut_model, discogan_model  # noqa: E402,F401  (issue 5's models)
+# Built-in models register themselves on import, in the order --help and --list show them.
+from . import cycle_gan_model, pix2pix_model, template_model, test_model  # noqa: E402,F401,I001
+from . import colorization_model, cut_model, discogan_model  # noqa: E402,F401,I001
 
 
 def create_model(opt: argparse.Namespace) -> BaseModel:

@@ -25,16 +25,15 @@ import torch
 from torch import nn
 
 from networks import build_discriminator, build_generator
-from networks.compat import load_state_dict_compat
 from util import collectives, precision, runtime
 from util.cli import write_line
-from util.checkpoint import load_state_dict, save_state_dict
 from util.errors import I2IError
 
+from .checkpointing import CheckpointMixin
 from .schedulers import build_scheduler, current_lr, step_scheduler
 
 
-class BaseModel(ABC):
+class BaseModel(CheckpointMixin, ABC):
     demo_options: ClassVar[dict[str, Any]] = {}
     #: extra command-line arguments for the registry-wide contract test (tests/test_model_contract.py), e.g.
     #: ["--netG", "unet_128", "--crop_size", "128"] for a model that needs them; see docs/plugins.md
@@ -53,8 +52,8 @@ class BaseModel(ABC):
         self.image_paths: list[str] = []
         self.metric = 0.0  # what the plateau LR policy watches; train.py sets it each epoch
         # --amp: the dtype `autocast()` uses and, for fp16 training, the gradient scaler `backward`/`step` use
-        runtime.configure_backends(opt, self.device)
-        self.amp_dtype = precision.amp_dtype(opt, self.device)
+        runtime.configure_backends(self.device, tf32=not opt.no_tf32, autotune=opt.seed is None)
+        self.amp_dtype = precision.amp_dtype(opt.amp, opt.amp_dtype, self.device)
         self.grad_scaler = precision.grad_scaler(self.device, self.amp_dtype) if self.isTrain else None
         self._scaler_update_due = False
         self._autocast_used = False
@@ -90,7 +89,9 @@ class BaseModel(ABC):
     def place(self, net: nn.Module) -> nn.Module:
         """Move a network to this model's device with --sync_bn/--channels_last/--compile applied
         (and DataParallel over several --gpu_ids, as the reference)."""
-        net = runtime.prepare_network(net.to(self.device), self.opt, self.device)
+        opt = self.opt
+        net = runtime.prepare_network(net.to(self.device), self.device, sync_bn=self.isTrain and opt.sync_bn,
+                                      channels_last=opt.channels_last, compile=opt.compile, training=self.isTrain)
         if len(self.gpu_ids) > 1:
             net = nn.DataParallel(net, self.gpu_ids)
         return net
@@ -111,7 +112,7 @@ class BaseModel(ABC):
     def set_paired_input(self, input: dict[str, Any]) -> None:
         """real_A/real_B (swapped by --direction BtoA) on the device, and the paths of the source side."""
         a, b = ("A", "B") if self.opt.direction == "AtoB" else ("B", "A")
-        layout = torch.channels_last if getattr(self.opt, "channels_last", False) else torch.preserve_format
+        layout = torch.channels_last if self.opt.channels_last else torch.preserve_format
         self.real_A = input[a].to(self.device, non_blocking=True, memory_format=layout)
         self.real_B = input[b].to(self.device, non_blocking=True, memory_format=layout)
         self.image_paths = input[f"{a}_paths"]
@@ -121,7 +122,7 @@ class BaseModel(ABC):
         (its fused kernel where available: same update, one pass over memory; see --optimizer_impl)."""
         params = [p for net in nets for p in net.parameters()]
         return torch.optim.Adam(params, lr=self.opt.lr, betas=(self.opt.beta1, 0.999),
-                                **runtime.optimizer_kwargs(self.opt, self.device))
+                                **runtime.optimizer_kwargs(self.opt.optimizer_impl, self.device))
 
     def add_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
         """Add an optimizer made after `setup` (e.g. in `data_dependent_initialize`), with its LR scheduler."""
@@ -252,30 +253,7 @@ class BaseModel(ABC):
             raise I2IError(f"model {type(self).__name__}: {listed_in} names '{attribute}', but the model has no "
                            f"attribute self.{attribute} (set it in forward/optimize_parameters).") from None
 
-    # -- checkpoints ----------------------------------------------------------------------------------
-
-    def networks(self) -> list[nn.Module]:
-        return [getattr(self, f"net{name}") for name in self.model_names]
-
-    def checkpoint_path(self, epoch: str | int, name: str) -> Path:
-        """`<epoch>_net_<name>.pth`, or `.safetensors` with --checkpoint_format safetensors (loading finds either)."""
-        suffix = ".safetensors" if getattr(self.opt, "checkpoint_format", "pth") == "safetensors" else ".pth"
-        return Path(self.save_dir) / f"{epoch}_net_{name}{suffix}"
-
-    def save_networks(self, epoch: str | int) -> None:
-        """Write `<epoch>_net_<name>.pth`: plain state_dicts, as the reference, each written atomically.
-        Under torchrun only rank 0 writes (all ranks hold the same weights)."""
-        if not collectives.is_main():
-            return
-        for name in self.model_names:
-            net = getattr(self, f"net{name}")
-            save_state_dict(unwrap(net).state_dict(), self.checkpoint_path(epoch, name))
-
-    def load_networks(self, epoch: str | int) -> None:
-        for name in self.model_names:
-            path = self.checkpoint_path(epoch, name)
-            state = load_state_dict(path, map_location=self.device)
-            load_state_dict_compat(unwrap(getattr(self, f"net{name}")), state, net_name=name, source=str(path))
+    # -- reporting ----------------------------------------------------------------------------------
 
     def print_networks(self, verbose: bool) -> None:
         print("---------- Networks initialized -------------")
@@ -294,9 +272,3 @@ class BaseModel(ABC):
                 for param in net.parameters():
                     param.requires_grad = requires_grad
 
-
-def unwrap(net: nn.Module) -> nn.Module:
-    """The plain network inside a DataParallel/DistributedDataParallel wrapper or a torch.compile module."""
-    if isinstance(net, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
-        net = net.module
-    return getattr(net, "_orig_mod", net)  # torch.compile's OptimizedModule (keys without "_orig_mod.")

@@ -74,7 +74,8 @@ def cut_mode(value: str) -> str:
 class CUTModel(BaseModel):
     """CUT / FastCUT: one-sided unpaired A -> B with PatchNCE (G, F, D); --CUT_mode picks the preset."""
 
-    demo_options = dict(ngf=16, ndf=16, load_size=72, crop_size=64, netF_nc=64, num_patches=64,
+    demo_options = dict(name=lambda opt: f"demo_{opt.CUT_mode.lower()}", ngf=16, ndf=16, load_size=72, crop_size=64,
+                        netF_nc=64, num_patches=64,
                         n_epochs=10, n_epochs_decay=10, display_freq=96, print_freq=48, save_epoch_freq=10)
     contract_options = ["--num_patches", "16", "--netF_nc", "16"]
 
@@ -109,10 +110,7 @@ class CUTModel(BaseModel):
 
     @classmethod
     def preset_defaults(cls, opt: argparse.Namespace) -> dict[str, Any]:
-        presets = dict(MODE_PRESETS[opt.CUT_mode])
-        if getattr(opt, "dataroot", "") is None:  # the embedded demo: one run folder per mode
-            presets["name"] = f"demo_{opt.CUT_mode.lower()}"
-        return presets
+        return dict(MODE_PRESETS[opt.CUT_mode])
 
     def __init__(self, opt: argparse.Namespace) -> None:
         super().__init__(opt)

@@ -17,8 +17,8 @@ import argparse
 import torch
 from torch import nn
 
-from util.errors import I2IError
 from models.image_pool import ImagePool
+from util.errors import I2IError
 from util.option_types import number
 
 from . import MODELS

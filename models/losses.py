@@ -9,8 +9,7 @@ Every mode expects raw discriminator outputs (no sigmoid in D) of any shape, e.g
 loss is the mean over all elements. A plugin adds a mode by registering a `GANCriterion` subclass in
 `GAN_LOSSES`; `--gan_mode` reads its choices from there.
 
-Unlike the reference, where `--gan_mode wgangp` trained an unconstrained critic because the penalty was
-never called, `GANLoss.uses_gradient_penalty` tells the model to add `gradient_penalty` to D's loss.
+`GANLoss.uses_gradient_penalty` tells the model to add `gradient_penalty` to D's loss (`--gan_mode wgangp`).
 """
 
 from __future__ import annotations

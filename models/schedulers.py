@@ -10,14 +10,14 @@ So epoch E (1-based) trains at `lr * factor(E)`, including the first epoch of a 
 N = n_epochs + n_epochs_decay:
 
 - linear:  factor 1 for E <= n_epochs, then 1 - (E - n_epochs) / (n_epochs_decay + 1); the last epoch
-           trains at lr / (n_epochs_decay + 1), never at 0 (the reference's shifted loop wasted it).
-- step:    x0.1 every `lr_decay_iters` epochs; despite its name the option counts epochs, as in the
-           reference.
+           trains at lr / (n_epochs_decay + 1), never at 0.
+- step:    x0.1 every `lr_decay_iters` epochs; despite its name the option counts epochs.
 - cosine:  half a cosine over all N epochs, 0.5 * (1 + cos(pi * (E - 1) / N)): full LR at epoch 1, small
-           but > 0 at epoch N, never climbing back (the reference's T_max=n_epochs climbed back).
+           but > 0 at epoch N, never climbing back.
 - plateau: ReduceLROnPlateau(mode="min", factor=0.2, threshold=0.01, patience=5) on a metric the caller
-           passes each epoch: the epoch's mean generator loss for now, an evaluation metric later (the
-           reference passed a constant 0, so the LR fell every 6 epochs whatever happened).
+           passes each epoch: the `--eval_freq` score, or else the epoch's mean generator loss.
+
+How these differ from the reference's schedules: docs/differences.md.
 
 The epoch-factor policies are LambdaLR with small picklable callables, so `scheduler.state_dict()`
 round-trips. A plugin adds a policy by registering a `build(optimizer, opt) -> LRScheduler` function.

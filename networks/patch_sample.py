@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from util.errors import I2IError
 from util.registry import Registry
+from util.runtime import unwrap
 
 from .init import init_weights
 
@@ -37,7 +38,7 @@ def encoder_features(generator: nn.Module, x: torch.Tensor, layers: Sequence[int
     Works for any generator whose layers form one `nn.Sequential` named `model` (the ResNet generators,
     plain or anti-aliased); index 0 is the first layer's output (for the ResNets: the padded input).
     """
-    net = generator.module if isinstance(generator, nn.DataParallel) else generator
+    net = unwrap(generator)
     sequence = getattr(net, "model", None)
     if not isinstance(sequence, nn.Sequential):
         raise I2IError(f"--nce_layers needs a generator whose layers form one nn.Sequential `model` (the ResNet "

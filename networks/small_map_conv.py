@@ -2,9 +2,8 @@
 
 On the CPU PyTorch runs float32 convolutions through oneDNN, which reorders the weights into its blocked layout
 on every call. Where the feature map is tiny and the weights are large (a U-Net's inner levels: 512-1024
-channels at 1x1 to 16x16), that reorder costs more than the arithmetic: a 1024 -> 512 transposed convolution on
-an 8x8 map takes 64 ms forward + backward through oneDNN and 31 ms through the native GEMM path (measured on a
-2-core Xeon). On large maps oneDNN wins, so the choice is made per call from the number of input positions.
+channels at 1x1 to 16x16), that reorder costs more than the arithmetic (figures: docs/scaling.md). On large
+maps oneDNN wins, so the choice is made per call from the number of input positions.
 
 The modules are drop-in subclasses of `nn.Conv2d` / `nn.ConvTranspose2d`: same parameters, same state_dict keys,
 same mathematics (only the order of the sums differs, within float rounding). Anywhere the native path does not
@@ -19,8 +18,8 @@ import torch
 import torch.nn as nn
 from torch.autograd.function import once_differentiable
 
-# Largest batch x height x width of the input that takes the native path: at 256 positions the two paths tie
-# (4 x 8 x 8 and 1 x 16 x 16 measured), below it native GEMM wins by up to 3x, above it oneDNN wins.
+# Largest batch x height x width of the input that takes the native path: where the two paths tie on the CPU
+# (below it native GEMM is faster, above it oneDNN).
 SMALL_MAP_POSITIONS = 256
 
 

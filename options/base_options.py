@@ -5,14 +5,18 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import os
 import re
 import sys
 import warnings
 from pathlib import Path
 
 from util import precision
+from util.cli import flag_values
+from util.collectives import is_main
 from util.errors import I2IError
-from util.option_types import number
+from util.files import atomic_write
+from util.option_types import Options, number
 
 from .legacy import translate_legacy_args
 from .plugin_options import add_plugin_options, load_cli_plugins
@@ -40,15 +44,6 @@ def _given_options(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]
             if action is not None:
                 given.add(action.dest)
     return given
-
-
-def _prescan(argv: list[str], flag: str) -> str | None:
-    for i, arg in enumerate(argv):
-        if arg == flag and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith(flag + "="):
-            return arg.split("=", 1)[1]
-    return None
 
 
 class BaseOptions:
@@ -141,13 +136,8 @@ class BaseOptions:
         load_cli_plugins(argv)  # before the parser exists, so plugin names become choices
         # Names found by the reference's file convention (models/foo_model.py) join the choices.
         for flag, registry in (("--model", MODELS), ("--dataset_mode", DATASETS)):
-            name = _prescan(argv, flag)
-            if name is not None and name not in registry:
-                try:
-                    registry.get(name)
-                except I2IError as exc:
-                    if "importing" in str(exc):
-                        raise
+            for name in flag_values(argv, flag)[-1:]:
+                registry.find(name)
         parser = self.make_parser()
         opt, _ = parser.parse_known_args(argv)
         model_class = MODELS.get(opt.model)
@@ -163,7 +153,7 @@ class BaseOptions:
         if opt.dataroot is None and self.takes_demo:
             from .demo import apply_demo_defaults
 
-            applied = apply_demo_defaults(parser, model_class, _given_options(parser, argv))
+            applied = apply_demo_defaults(parser, model_class, _given_options(parser, argv), opt)
             self.notes.append(demo_note(opt.model, applied))
         self.parser = parser
         return parser.parse_args(argv)
@@ -189,8 +179,8 @@ class BaseOptions:
             opt.dataroot = str(demo_dataroot(opt))
             self.demo = True
         self.typed_gpu_ids = opt.gpu_ids  # the option files keep what was typed, as the reference's do
-        opt.gpu_ids = parse_gpu_ids(opt.gpu_ids)
-        return opt
+        opt.gpu_ids = process_gpu_ids(parse_gpu_ids(opt.gpu_ids))
+        return Options(**vars(opt))
 
     def finalize(self, opt: argparse.Namespace) -> None:
         """Hook for values derived after parsing (the test options fix a few)."""
@@ -215,10 +205,6 @@ class BaseOptions:
 
     def save(self, opt: argparse.Namespace) -> None:
         """Print the notes and the options table, and write `<phase>_opt.txt/.json` into the run folder."""
-        from util.checkpoint import atomic_write
-
-        from util.collectives import is_main
-
         if not is_main():
             return  # torchrun: rank 0 prints and writes the options
         for note in self.notes:
@@ -263,5 +249,25 @@ def parse_gpu_ids(text: str) -> list[int]:
     if missing:
         raise I2IError(f"--gpu_ids {text}: no GPU with id {missing[0]}; this machine has {count} "
                        f"(ids 0..{count - 1}). Pass existing ids or -1 for the CPU.")
-    torch.cuda.set_device(ids[0])
     return ids
+
+
+def process_gpu_ids(ids: list[int]) -> list[int]:
+    """This process's GPUs: under torchrun one per process, the LOCAL_RANK-th of --gpu_ids when several are listed
+    (else GPU LOCAL_RANK); without torchrun all of them."""
+    if not ids or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return ids
+    import torch
+
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if len(ids) > 1:
+        if local_rank >= len(ids):
+            raise I2IError(f"--gpu_ids {','.join(map(str, ids))} lists {len(ids)} GPUs but torchrun started "
+                           f"more processes on this node (local rank {local_rank}); give one id per process or "
+                           "leave --gpu_ids at its default.")
+        return [ids[local_rank]]
+    count = torch.cuda.device_count()
+    if local_rank >= count:
+        raise I2IError(f"torchrun started local rank {local_rank} but this node has {count} GPUs; use "
+                       f"--nproc_per_node {count} or fewer.")
+    return [local_rank]

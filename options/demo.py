@@ -14,12 +14,14 @@ from typing import Any
 from util.errors import I2IError
 
 
-def apply_demo_defaults(parser: argparse.ArgumentParser, model_class: type, given: set[str]) -> dict[str, Any]:
-    """Set the model's demo presets as defaults, except for options the user typed; returns those applied."""
+def apply_demo_defaults(parser: argparse.ArgumentParser, model_class: type, given: set[str],
+                        opt: argparse.Namespace) -> dict[str, Any]:
+    """Set the model's demo presets as defaults, except for options the user typed; returns those applied.
+    A preset may be a function of the options parsed so far (CUT's run name follows --CUT_mode)."""
     known = {action.dest for action in parser._actions}
     presets = dict(getattr(model_class, "demo_options", {}))
     presets.setdefault("display_id", 0)  # a demo should not ask for a visdom server
-    applied = {k: v for k, v in presets.items() if k in known and k not in given}
+    applied = {k: v(opt) if callable(v) else v for k, v in presets.items() if k in known and k not in given}
     parser.set_defaults(**applied)
     return applied
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from util.option_types import number
-from util.saved_options import read_saved_options
+from util.saved_options import ARCHITECTURE, read_saved_options
 
 from .base_options import BaseOptions
 
@@ -32,7 +32,7 @@ class TestOptions(BaseOptions):
         add("--tile_overlap", type=number(int, at_least=0), default=32, help="pixels shared by neighbouring tiles, blended linearly")
         add("--tile_stat_passes", type=number(int, at_least=0), default=2,
             help="passes over the tiles that gather whole-image statistics for instance-norm layers")
-        # The reference fixes --load_size to 256 at test time; i2i defaults it to --crop_size (see parse()).
+        # --load_size follows --crop_size at test time (finalize).
         parser.set_defaults(model="test", load_size=None)
         return parser
 
@@ -58,10 +58,6 @@ class TestOptions(BaseOptions):
         return opt
 
 
-#: options that shape the networks' weights, read from an i2i run's train_opt.json at test time
-ARCHITECTURE_OPTIONS = ("netG", "ngf", "netD", "ndf", "n_layers_D", "norm", "no_dropout", "input_nc", "output_nc")
-
-
 def saved_architecture(opt: argparse.Namespace) -> dict[str, Any]:
     """The architecture options in `<checkpoints_dir>/<name>/train_opt.json` ({} for a reference checkpoint).
 
@@ -69,7 +65,7 @@ def saved_architecture(opt: argparse.Namespace) -> dict[str, Any]:
     if not (Path(opt.checkpoints_dir) / opt.name / "train_opt.json").is_file():
         return {}
     saved = read_saved_options(Path(opt.checkpoints_dir) / opt.name)
-    arch = {k: saved[k] for k in ARCHITECTURE_OPTIONS if k in saved}
+    arch = {k: saved[k] for k in ARCHITECTURE if k in saved}
     if getattr(opt, "model_suffix", "") == "_B" and "input_nc" in arch and "output_nc" in arch:
         arch["input_nc"], arch["output_nc"] = arch["output_nc"], arch["input_nc"]
     return arch

@@ -78,7 +78,7 @@ class TrainOptions(BaseOptions):
     def resolve_run(self, opt: argparse.Namespace) -> None:
         """--continue_train in a run folder that holds no checkpoint yet (a job stopped before its first save and
         started again with the same command) starts from the beginning, with a note."""
-        from util.run_folder import saved_checkpoints
+        from util.checkpoint import saved_checkpoints
 
         run_dir = Path(opt.checkpoints_dir) / opt.name
         if opt.continue_train and run_dir.is_dir() and not saved_checkpoints(run_dir):

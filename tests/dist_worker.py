@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from models.base_model import unwrap  # noqa: E402
+from util.runtime import unwrap  # noqa: E402
 from tests.helpers import load_script  # noqa: E402
 from util.cli import run_main  # noqa: E402
 from util.errors import I2IError  # noqa: E402

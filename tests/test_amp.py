@@ -11,7 +11,8 @@ from torch import nn
 
 from data import create_dataset
 from models import create_model
-from models.base_model import BaseModel, unwrap
+from models.base_model import BaseModel
+from util.runtime import unwrap
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from tests.helpers import aligned_dataset, tiny_args, unaligned_dataset
@@ -157,7 +158,6 @@ def test_amp_step_on_the_gpu(tmp_path, dtype):
 def test_compiled_inference_freezes_weights_and_matches_eager(monkeypatch):
     """test.py --compile: the weights become constants of the compiled graph (inference only), same outputs."""
     import shutil
-    from argparse import Namespace
 
     import torch._inductor.config as inductor_config
 
@@ -167,9 +167,9 @@ def test_compiled_inference_freezes_weights_and_matches_eager(monkeypatch):
         pytest.skip("no C++ compiler: torch.compile cannot run on the CPU here")
     monkeypatch.setattr(inductor_config, "freezing", False)
     net = build_generator("resnet_6blocks", 3, 3, 8, norm="instance").eval()
-    runtime.prepare_network(net, Namespace(compile=True, isTrain=True), torch.device("cpu"))
+    runtime.prepare_network(net, torch.device("cpu"), compile=True, training=True)
     assert not inductor_config.freezing  # training: weights change every step, never frozen
-    compiled = runtime.prepare_network(net, Namespace(compile=True, isTrain=False), torch.device("cpu"))
+    compiled = runtime.prepare_network(net, torch.device("cpu"), compile=True, training=False)
     assert inductor_config.freezing
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     with torch.no_grad():

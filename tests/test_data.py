@@ -26,7 +26,7 @@ def make_opt(dataroot, **overrides) -> argparse.Namespace:
     opt = dict(
         dataroot=str(dataroot), dataset_mode="unaligned", phase="train", direction="AtoB", input_nc=3, output_nc=3,
         preprocess="resize_and_crop", load_size=40, crop_size=32, no_flip=False, serial_batches=False,
-        max_dataset_size=sys.maxsize, batch_size=1, num_threads=0, isTrain=True,
+        max_dataset_size=sys.maxsize, batch_size=1, num_threads=0, isTrain=True, seed=None, gpu_ids=[],
     )
     opt.update(overrides)
     return argparse.Namespace(**opt)

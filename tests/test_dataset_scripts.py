@@ -81,7 +81,7 @@ def test_combine_output_feeds_aligned_mode(folders):
     assert combine.main(_args(folders, "--no_multiprocessing")) == 0
     opt = argparse.Namespace(
         dataroot=str(folders / "AB"), phase="train", direction="AtoB", input_nc=3, output_nc=3, preprocess="none",
-        load_size=16, crop_size=16, no_flip=True, serial_batches=True, max_dataset_size=sys.maxsize,
+        load_size=16, crop_size=16, no_flip=True, serial_batches=True, max_dataset_size=sys.maxsize, isTrain=True,
     )
     item = DATASETS.get("aligned")(opt)[0]
     expected_A = np.asarray(Image.open(folders / "A" / "train" / "1.png"), dtype=np.float32) / 127.5 - 1

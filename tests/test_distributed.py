@@ -210,12 +210,28 @@ def epoch_batches(state, loader, epoch: int) -> list[list[int]]:
     return [batch["A"].tolist() for batch in loader]
 
 
+class NoNetworks:
+    """A model without networks: only the data order is saved and restored."""
+
+    device = torch.device("cpu")
+
+    def training_state(self, shared: bool = True) -> dict:
+        return {"pools": {}} | ({"nets": {}, "optimizers": [], "schedulers": [], "scalers": {}, "metric": 0.0}
+                                if shared else {})
+
+    def load_training_state(self, state, source) -> None:
+        pass
+
+    def save_networks(self, tag) -> None:
+        pass
+
+
 def fresh_state(tmp_path: Path, loader, world: int):
     from engine.training_state import TrainingState
 
-    opt = argparse.Namespace(checkpoints_dir=str(tmp_path), name="run", epoch_count=1, n_epochs=1, n_epochs_decay=0)
-    model = SimpleNamespace(model_names=[], optimizers=[], schedulers=[], save_networks=lambda tag: None)
-    state = TrainingState(opt, model, loader)
+    opt = argparse.Namespace(checkpoints_dir=str(tmp_path), name="run", epoch_count=1, n_epochs=1, n_epochs_decay=0,
+                             nan_policy="stop", keep_last=0)
+    state = TrainingState(opt, NoNetworks(), loader)
     state.world_size = world  # as `world_size()` reads it in a torchrun process
     return state
 
@@ -267,7 +283,7 @@ def _agreement_worker(rank: int, init_file: str, results: str) -> None:
     from engine.training_state import share_data_seed
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
-    loader = SimpleNamespace(order=SimpleNamespace(seed=100 + rank))  # without --seed each rank drew its own
+    loader = rank_loader(rank, 2, sampler_seed=5, data_seed=100 + rank)  # without --seed each rank drew its own
     share_data_seed(loader)
     plain = TrainingEvaluator(SimpleNamespace(eval_freq=0))
     # --eval_freq on rank 1 builds nothing (no dataroot here: building the test split would fail) and evaluates
@@ -276,7 +292,7 @@ def _agreement_worker(rank: int, init_file: str, results: str) -> None:
     evaluating = TrainingEvaluator(opt) if rank == 1 else TrainingEvaluator(SimpleNamespace(eval_freq=0))
     if rank == 0:
         evaluating.freq, evaluating.latest, evaluating.spec = 1, 25.0, SimpleNamespace(higher_is_better=True)
-    torch.save({"data_seed": loader.order.seed, "train_loss": plain.lr_metric(float(rank + 1)),
+    torch.save({"data_seed": loader.state_dict()["data_seed"], "train_loss": plain.lr_metric(float(rank + 1)),
                 "score": evaluating.lr_metric(float(rank + 1)),
                 "rank1_scores": evaluating.end_of_epoch(None, 1, 1) if rank == 1 else None},
                f"{results}/{rank}.pt")

@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 
 from engine import visualizer as vz
-from util.html import ResultPages
+from util.html import ResultPages, save_test_images
 
 EVIL = '<script>document.title="pwned"<script>'  # unterminated: unescaped, it would swallow the page
 CHECK = """<script>
@@ -119,7 +119,8 @@ def _visuals(seed: int, batch: int = 1, size: int = 32) -> dict[str, torch.Tenso
 
 def _training_page(tmp_path: Path, name: str, epochs: int) -> Path:
     opt = SimpleNamespace(name=name, checkpoints_dir=str(tmp_path / "checkpoints"), display_id=0, display_ncols=4,
-                          display_winsize=128, no_html=False, use_wandb=False, isTrain=True)
+                          display_winsize=128, no_html=False, use_wandb=False, use_tensorboard=False,
+                          isTrain=True)
     viz = vz.Visualizer(opt)
     for epoch in range(1, epochs + 1):
         for step in (1, 2):
@@ -151,7 +152,7 @@ def test_results_page_loads_every_image_and_shows_script_names_as_text(tmp_path,
     page = ResultPages(tmp_path / "results" / "exp" / "test_latest", "Experiment = exp, Phase = test, Epoch = latest",
                        width=96)
     sources = [f"/data/testA/{stem}.png" for stem in ("horse_001", EVIL, "zebra #3?", "photo 4")]
-    vz.save_test_images(page, _visuals(1, batch=4), sources, width=96)
+    save_test_images(page, _visuals(1, batch=4), sources, width=96)
     index, = page.save()
     found = check_page(chromium, index, tmp_path / "profile")
     assert found["count"] == 12 and found["broken"] == [], found
@@ -186,7 +187,7 @@ def _many_results(folder: Path, count: int, batch: int = 100) -> tuple[list[Path
     for start in range(0, count, batch):
         visuals = {"real_A": torch.rand(batch, 3, 8, 8, generator=g) * 2 - 1,
                    "fake_B": torch.rand(batch, 3, 8, 8, generator=g) * 2 - 1}
-        vz.save_test_images(page, visuals, [f"/data/testA/img_{i:05d}.jpg" for i in range(start, start + batch)])
+        save_test_images(page, visuals, [f"/data/testA/img_{i:05d}.jpg" for i in range(start, start + batch)])
     started = time.perf_counter()
     pages = page.save()
     return pages, time.perf_counter() - started

@@ -149,15 +149,15 @@ def isolated():
     registries = list(component_registries().values())
     # Registry has no public reset: tests may look inside.
     saved = [(r, dict(r._entries), dict(r._descriptions)) for r in registries]
-    sources, loaded, modules = dict(plugins._sources), dict(plugins._loaded), set(sys.modules)
+    sources, loaded, modules = dict(plugins._labels), dict(plugins._loaded), set(sys.modules)
     yield
     for registry, entries, descriptions in saved:
         registry._entries.clear()
         registry._entries.update(entries)
         registry._descriptions.clear()
         registry._descriptions.update(descriptions)
-    plugins._sources.clear()
-    plugins._sources.update(sources)
+    plugins._labels.clear()
+    plugins._labels.update(sources)
     plugins._loaded.clear()
     plugins._loaded.update(loaded)
     for name in set(sys.modules) - modules:
@@ -222,11 +222,13 @@ def error_of(run, args: list[str]) -> str:
 
 
 def test_prescan_reads_every_plugin_flag_in_order():
+    from util.cli import flag_values
+
     argv = ["--model", "x", "--plugin", "a.b", "--plugin=c/d.py", "--no_plugin_autoload"]
-    assert plugins.prescan(argv) == (["a.b", "c/d.py"], True)
-    assert plugins.prescan(["--model", "x"]) == ([], False)
+    assert flag_values(argv, "--plugin") == ["a.b", "c/d.py"]
+    assert flag_values(["--model", "x"], "--plugin") == []
     with pytest.raises(I2IError, match="--plugin needs a value"):
-        plugins.prescan(["--plugin", "--model", "x"])
+        flag_values(["--plugin", "--model", "x"], "--plugin")
 
 
 @pytest.mark.parametrize("value, disabled", [("1", True), ("true", True), ("0", False), ("", False)])

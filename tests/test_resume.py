@@ -179,7 +179,8 @@ def test_resuming_a_finished_run_says_how_to_train_on():
 
     from engine.training_state import TrainingState
 
-    opt = argparse.Namespace(checkpoints_dir="ck", name="run", epoch_count=1, n_epochs=1, n_epochs_decay=1)
+    opt = argparse.Namespace(checkpoints_dir="ck", name="run", epoch_count=1, n_epochs=1, n_epochs_decay=1,
+                             nan_policy="stop")
     state = TrainingState(opt, model=None, dataset=None)
     assert state.describe() == "starting at epoch 1"
     state.resumed_from, state.epoch, state.total_iters = Path("ck/run/latest_state.pth"), 3, 6

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from tests.helpers import ROOT, run_script, unaligned_dataset
-from util.run_folder import LOCK_NAME, RunLock, clear_run, saved_checkpoints
+from util.checkpoint import saved_checkpoints
+from util.run_folder import LOCK_NAME, RunLock, clear_run
 
 SEED = "3"
 

@@ -20,7 +20,7 @@ from PIL import Image  # noqa: E402
 
 from engine import visualizer as vz  # noqa: E402
 from util.errors import I2IError  # noqa: E402
-from util.html import HTML, ResultPages  # noqa: E402
+from util.html import HTML, ResultPages, save_test_images  # noqa: E402
 from util.images import tensor2im  # noqa: E402
 
 LINE = re.compile(r"^\(epoch: \d+, iters: \d+, time: \d+\.\d{3}, data: \d+\.\d{3}\) (\w+: -?\d+\.\d{3} )+$")
@@ -36,7 +36,7 @@ def _free_port() -> int:
 def _opt(tmp_path, **overrides):
     opt = dict(name="exp", checkpoints_dir=str(tmp_path), display_id=0, display_server="http://127.0.0.1",
                display_port=_free_port(), display_env="main", display_ncols=4, display_winsize=64, no_html=False,
-               use_wandb=False, isTrain=True)
+               use_wandb=False, use_tensorboard=False, isTrain=True)
     opt.update(overrides)
     return SimpleNamespace(**opt)
 
@@ -233,7 +233,7 @@ def test_loss_curves_on_the_page_include_the_earlier_run_when_resuming(tmp_path)
             viz.print_current_losses(epoch, 2, {"G": 1.0}, 0.1, 0.0, total_iters=2 * epoch, dataset_size=2)
             viz.plot_current_losses(epoch, 1.0, {"G": 1.0})
             viz.display_current_results(_visuals(), epoch, save_result=True)
-    assert viz._loss_history().x == [2.0, 3.0, 4.0, 5.0]
+    assert viz.page.loss_history().x == [2.0, 3.0, 4.0, 5.0]
     assert _headers(tmp_path / "exp" / "web" / "index.html") == ["epoch [4]", "epoch [3]", "epoch [2]", "epoch [1]"]
 
 
@@ -280,7 +280,7 @@ def test_visdom_retries_every_minute_and_recovers(tmp_path, caplog, monkeypatch,
 
     monkeypatch.setattr(visdom, "Visdom", counting)
     viz = vz.Visualizer(_opt(tmp_path, display_id=1, display_env="exp_env"))
-    clock = viz.visdom.clock = Clock()
+    clock = viz.visdom.link.clock = Clock()
     losses = {"G": 1.0, "D": 0.5}
     with caplog.at_level(logging.WARNING):
         for dt in (0, 10, 40):
@@ -387,7 +387,7 @@ def test_wandb_logs_losses_even_without_visdom(tmp_path, monkeypatch):
 def test_save_test_images_writes_every_image_of_the_batch(tmp_path):
     page = ResultPages(tmp_path / "web", "Experiment = exp, Phase = test, Epoch = latest", width=32)
     visuals = _visuals(batch=2)
-    vz.save_test_images(page, visuals, ["/data/testA/a.jpg", "/data/testA/b.png"], width=32)
+    save_test_images(page, visuals, ["/data/testA/a.jpg", "/data/testA/b.png"], width=32)
     page.save()
     images = tmp_path / "web" / "images"
     assert sorted(p.name for p in images.glob("*.png")) == sorted(
@@ -407,7 +407,7 @@ def test_save_test_images_writes_every_image_of_the_batch(tmp_path):
 def test_save_test_images_rerun_replaces_per_visual_files(tmp_path):
     for seed in (1, 2):
         page = ResultPages(tmp_path / "web", "t")
-        vz.save_test_images(page, _visuals(seed=seed, batch=1), ["x.png"])
+        save_test_images(page, _visuals(seed=seed, batch=1), ["x.png"])
     images = tmp_path / "web" / "images"
     assert (images / "fake_B" / "x.png").read_bytes() == (images / "x_fake_B.png").read_bytes()
     with Image.open(images / "fake_B" / "x.png") as img:
@@ -417,7 +417,7 @@ def test_save_test_images_rerun_replaces_per_visual_files(tmp_path):
 
 def test_save_test_images_into_a_reference_style_page(tmp_path):
     page = HTML(tmp_path / "web", "Experiment = exp")
-    vz.save_test_images(page, _visuals(batch=2), ["/data/a.jpg", "/data/b.png"], width=32)
+    save_test_images(page, _visuals(batch=2), ["/data/a.jpg", "/data/b.png"], width=32)
     page.save()
     assert _headers(tmp_path / "web" / "index.html") == ["a", "b"]
 

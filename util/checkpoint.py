@@ -8,52 +8,37 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
+import re
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .errors import I2IError
+from .files import atomic_write
 
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
-
-
-def atomic_write(path: str | os.PathLike, write: Any, mode: str = "wb") -> None:
-    """Call `write(file)` on a temporary file beside `path`, flush it to disk, then rename it over `path`.
-
-    A crash or a full disk during the write leaves the previous file intact.
-    """
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a checkpoint gets the usual permissions
-    except OSError as exc:
-        raise I2IError(f"could not write {path}: {exc.strerror or exc}. Make its folder writable.") from exc
-    try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise I2IError(f"could not write {path}: {exc.strerror or exc}. Free disk space or fix the "
-                           "folder's permissions; the previous file, if any, is unchanged.") from exc
-        raise
+_CHECKPOINT = re.compile(r"^.+_(net_.+\.(pth|safetensors)|state\.pth)$")
+_NUMBERED = re.compile(r"^(iter_)?(\d+)_(net_.+\.(?:pth|safetensors)|state\.pth)$")
 
 
 #: the file suffix of `--checkpoint_format safetensors` (the `safetensors` package, optional)
 SAFETENSORS = ".safetensors"
+
+
+def network_file(folder: str | os.PathLike, tag: str | int, name: str, suffix: str = ".pth") -> Path:
+    """Where network `name` of checkpoint `tag` lives: `<folder>/<tag>_net_<name><suffix>` (the reference's name)."""
+    return Path(folder) / f"{tag}_net_{name}{suffix}"
+
+
+def move_to(value: Any, device: torch.device | str) -> Any:
+    """A copy of `value` (tensors in nested dicts, lists and tuples) with every tensor on `device`, detached."""
+    if torch.is_tensor(value):
+        return value.detach().to(device).clone()
+    if isinstance(value, dict):
+        return {k: move_to(v, device) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(move_to(v, device) for v in value)
+    return value
 
 
 def _safetensors() -> Any:
@@ -118,3 +103,32 @@ def _load_safetensors(path: Path, map_location: str | torch.device) -> dict[str,
         raise I2IError(f"could not read checkpoint {path}: {exc}. The file is truncated or not a safetensors "
                        "file; restore it from a backup or use another --epoch.") from None
     return {k: v.to(map_location) for k, v in state.items()}
+
+
+# -- a run folder's checkpoint files ---------------------------------------------------------------------
+
+
+def saved_checkpoints(folder: str | os.PathLike) -> list[Path]:
+    """The network and training-state files in `folder` (`<tag>_net_<name>.pth|.safetensors`, `<tag>_state.pth`)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and _CHECKPOINT.match(p.name))
+
+
+def prune_checkpoints(run_dir: str | os.PathLike, keep: int) -> list[Path]:
+    """Delete all but the newest `keep` epoch-numbered and `keep` iter-numbered checkpoints (nets and states).
+
+    `latest_*` files are never touched. Returns the deleted paths."""
+    groups: dict[bool, dict[int, list[Path]]] = {False: {}, True: {}}
+    for path in Path(run_dir).iterdir():
+        match = _NUMBERED.match(path.name)
+        if match:
+            groups[bool(match.group(1))].setdefault(int(match.group(2)), []).append(path)
+    deleted = []
+    for numbers in groups.values():
+        for number in sorted(numbers)[:-keep]:
+            for path in numbers[number]:
+                path.unlink(missing_ok=True)
+                deleted.append(path)
+    return deleted

@@ -77,3 +77,17 @@ def write_line(message: str) -> None:
         from tqdm import tqdm
 
         tqdm.write(message)
+
+
+def flag_values(argv: list[str], flag: str) -> list[str]:
+    """Every value given to `flag` in `argv` (`--flag value` or `--flag=value`), in order: for the few options that
+    must be read before the parser exists (plugins decide its choices)."""
+    values = []
+    for i, arg in enumerate(argv):
+        if arg == flag:
+            if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
+                raise I2IError(f"{flag} needs a value (see --help).")
+            values.append(argv[i + 1])
+        elif arg.startswith(flag + "="):
+            values.append(arg.split("=", 1)[1])
+    return values

@@ -2,12 +2,11 @@
 
 1. glibc's allocator keeps freed memory instead of returning it to the system after every iteration. By
    default large tensors are mmap-ed and unmapped each time, so every iteration page-faults its activations
-   in again: pix2pix at 256 px took ~67,000 page faults per iteration; with these settings ~2,000, and the
-   iteration 10-20 % less time at the same peak memory.
-2. OpenMP's waiting policy is left as it is. Passive waiting (`OMP_WAIT_POLICY=PASSIVE`) rescues a machine that
-   is shared with other busy processes (CycleGAN 128 px under load: 8-23 s/it spinning, 4.3 s/it passive),
-   but on an idle machine it makes small workloads much slower (the demo's 64-px CycleGAN epoch: 7 s
-   spinning, 20 s passive), so it is for the user to set on shared machines (docs/scaling.md).
+   in again.
+2. OpenMP's waiting policy is left as it is: passive waiting (`OMP_WAIT_POLICY=PASSIVE`) helps a machine shared
+   with other busy processes but slows small workloads on an idle one, so it is for the user to set.
+
+The figures behind both: docs/scaling.md.
 
 Settings the user gives in the environment win (any `MALLOC_*_` variable).
 """

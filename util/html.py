@@ -9,13 +9,16 @@ Images load lazily, so a long page shows its first rows at once.
 from __future__ import annotations
 
 import os
-import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import quote
 
 import dominate
+import torch
 from dominate.tags import a, br, h3, img, meta, p, span, style, table, tbody, td, th, thead, tr
+
+from .files import atomic_write, link_or_copy
+from .images import save_image, tensors2ims
 
 
 class HTML:
@@ -79,16 +82,8 @@ class HTML:
 
 
 def write_atomic(path: Path, text: str) -> Path:
-    """Write `text` to `path` through a temporary file in the same folder and a rename."""
-    # Same folder (atomic rename); plain open() so the page gets umask permissions, not mkstemp's 0600.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write `text` to `path` atomically (a reader or browser never sees a half page)."""
+    atomic_write(path, lambda f: f.write(text), mode="w", durable=False)
     return path
 
 
@@ -205,3 +200,27 @@ def _nav(links: Sequence[tuple[str, str | None]]) -> None:
 def _relative_url(name: str) -> str:
     """`x.png` -> `images/x.png`, URL-quoted so names with `#`, `?`, spaces or `<` still resolve."""
     return "images/" + quote(str(name).replace(os.sep, "/"))
+
+
+def save_test_images(webpage: ResultPages | HTML, visuals: Mapping[str, torch.Tensor], image_paths: Sequence[str],
+                     aspect_ratio: float = 1.0, width: int = 256) -> None:
+    """For every image i of the batch and every visual: write images/<stem>_<visual>.png (the reference's
+    name) and images/<visual>/<stem>.png (a folder per visual, for metric tools), and add the input's row
+    to `webpage` (the caller saves the page). `stem` is the file name of image_paths[i] without extension.
+
+    With a reference-style `HTML` page, each input gets a header and a row of captioned images instead."""
+    batches = {label: tensors2ims(t) for label, t in visuals.items()}
+    image_dir = webpage.get_image_dir()
+    for i, source in enumerate(image_paths):
+        stem = Path(str(source)).stem
+        names = []
+        for label, ims in batches.items():
+            name = f"{stem}_{label}.png"
+            save_image(ims[i], image_dir / name, aspect_ratio=aspect_ratio)
+            link_or_copy(image_dir / name, image_dir / label / f"{stem}.png")
+            names.append(name)
+        if isinstance(webpage, ResultPages):
+            webpage.add_row(stem, list(zip(batches, names)))
+        else:
+            webpage.add_header(stem)
+            webpage.add_images(names, list(batches), names, width=width)

@@ -1,18 +1,19 @@
 """Tensors in [-1, 1] to 8-bit images, and writing them to disk.
 
 Grayscale stays grayscale (H x W x 1, saved as an "L" PNG) instead of being tiled to three channels,
-and `--aspect_ratio` stretches the width when > 1 and the height when < 1 (the reference swaps them).
+and `--aspect_ratio` stretches the width when > 1 and the height when < 1.
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+
+from .files import atomic_write
 
 _PIL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 
@@ -76,16 +77,6 @@ def save_image(image: np.ndarray, path: str | os.PathLike, aspect_ratio: float =
 
     The format follows the file extension (PNG when unknown); a reader never sees a half-written file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     img = _resized(to_pil(image), aspect_ratio)
     fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
-    # A unique hidden name in the same folder (same file system, so the rename is atomic); plain open()
-    # rather than mkstemp so the file gets the usual umask permissions, not 0600.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            img.save(f, format=fmt)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: img.save(f, format=fmt), durable=False)

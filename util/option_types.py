@@ -16,6 +16,8 @@ import argparse
 import math
 from typing import Any
 
+from .errors import I2IError
+
 
 class Number:
     """An argparse `type=` that converts to `kind` (int or float) and checks the bounds."""
@@ -87,3 +89,28 @@ def number(kind: type = float, **bounds: Any) -> Number:
 
 def _fmt(value: float) -> str:
     return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else repr(value)
+
+
+class ReadOnlyOptionsError(I2IError, AttributeError):
+    """Raised on `opt.x = ...` after parsing: options are read-only once parsed."""
+
+
+class Options(argparse.Namespace):
+    """The parsed options, read-only: a value derived from others is computed once by the parser, and code that
+    needs other values builds a new namespace with `replaced(opt, name=value)`."""
+
+    def __init__(self, **values: Any) -> None:
+        self.__dict__.update(values)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise ReadOnlyOptionsError(f"options are read-only after parsing (tried to set opt.{name}); set a default in "
+                                   "the model's modify_commandline_options, or use "
+                                   f"util.option_types.replaced(opt, {name}=...) for a changed copy.")
+
+    def __delattr__(self, name: str) -> None:
+        self.__setattr__(name, None)
+
+
+def replaced(opt: argparse.Namespace, **changes: Any) -> Options:
+    """A read-only copy of `opt` with `changes` applied (the original is left as it is)."""
+    return Options(**{**vars(opt), **changes})

@@ -6,13 +6,14 @@
 3. installed distributions declaring the entry-point group `i2i.plugins` (skipped with
    `--no_plugin_autoload` or the environment variable `I2I_DISABLE_PLUGIN_AUTOLOAD=1`);
 4. the reference's file convention, `models/foo_model.py` / `data/bar_dataset.py`, looked up when a name is
-   asked for (`Registry.get`), or all at once for `--list`.
+   asked for (`Registry.find`), or all at once for `--list`.
 
-A plugin registers into the same registries as the built-ins, so a name used twice stops with the
-registry's error naming both places. A plugin that fails to import stops with an `I2IError` naming it
-and how to turn it off. `origin_label(obj)` tells where a registered object came from, for `--list`.
-
-This module knows no registry by name: the option layer passes them in.
+A plugin registers into the same registries as the built-ins, so a name used twice stops with the registry's
+error naming both places; a plugin that fails to import stops with a `PluginImportError` naming it and how to
+turn it off. A plugin file named like the convention (`foo_model.py`) runs with the convention's package as
+its `__package__`, so the reference's relative imports (`from .base_model import BaseModel`) resolve to i2i's,
+and its class is registered by the convention if it did not register itself. This module knows no registry by
+name: the option layer passes them in.
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ import inspect
 import os
 import re
 import sys
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from .errors import I2IError
+from .cli import flag_values
+from .errors import I2IError, PluginImportError
 from .registry import Registry
 
 ENTRY_POINT_GROUP = "i2i.plugins"
@@ -39,46 +40,9 @@ PLUGIN_FLAG = "--plugin"
 NO_AUTOLOAD_FLAG = "--no_plugin_autoload"
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-@dataclass(frozen=True)
-class PluginSource:
-    """Where a plugin module came from, and how a user turns it off."""
-
-    label: str  # e.g. "plugin file /x/foo.py", "entry point foo (distribution bar 1.0)"
-    disable: str  # e.g. "leave out --plugin /x/foo.py"
-
-
 _builtin_modules: frozenset[str] | None = None
-_sources: dict[str, PluginSource] = {}  # module name -> the plugin that imported it
-_loaded: dict[str, ModuleType] = {}  # "file:/abs/path", "module:name", "entry:dist:name" -> module
-
-
-def mark_builtins() -> None:
-    """Remember the modules imported so far as built-in (once per process, before any plugin loads)."""
-    global _builtin_modules
-    if _builtin_modules is None:
-        _builtin_modules = frozenset(sys.modules)
-
-
-# -- reading the command line ---------------------------------------------------------------------------
-
-
-def prescan(argv: Iterable[str]) -> tuple[list[str], bool]:
-    """The `--plugin` values of `argv` in order, and whether `--no_plugin_autoload` was given.
-
-    Read before the parser exists, because the plugins decide the parser's choices.
-    """
-    argv = list(argv)
-    specs: list[str] = []
-    for i, arg in enumerate(argv):
-        if arg == PLUGIN_FLAG:
-            if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
-                raise I2IError(f"{PLUGIN_FLAG} needs a value: a module name (my_pkg.plugin) or a file (path/to/x.py).")
-            specs.append(argv[i + 1])
-        elif arg.startswith(PLUGIN_FLAG + "="):
-            specs.append(arg.split("=", 1)[1])
-    return specs, NO_AUTOLOAD_FLAG in argv
+_labels: dict[str, str] = {}  # module name -> where its plugin came from ("plugin file ... (--plugin)", ...)
+_loaded: dict[str, Any] = {}  # "file:/abs/path", "module:name", "entry:dist:name" -> what it loaded
 
 
 def autoload_disabled(flag: bool = False) -> bool:
@@ -86,130 +50,83 @@ def autoload_disabled(flag: bool = False) -> bool:
     return flag or os.environ.get(DISABLE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-# -- loading --------------------------------------------------------------------------------------------
-
-
 def load_plugins(argv: Iterable[str], registries: Iterable[Registry]) -> None:
-    """Import the plugins `argv` names (`--plugin`), then the installed ones (unless disabled)."""
-    registries = list(registries)
-    mark_builtins()
-    specs, no_autoload = prescan(argv)
-    for spec in specs:
+    """Import the plugins `argv` names (`--plugin`, read before the parser exists), then the installed ones."""
+    global _builtin_modules
+    if _builtin_modules is None:  # what is imported before any plugin counts as built-in
+        _builtin_modules = frozenset(sys.modules)
+    argv, registries = list(argv), list(registries)
+    for spec in flag_values(argv, PLUGIN_FLAG):
         load_plugin(spec, registries)
-    if not autoload_disabled(no_autoload):
+    if not autoload_disabled(NO_AUTOLOAD_FLAG in argv):
         load_entry_points(registries=registries)
 
 
 def load_plugin(spec: str, registries: Iterable[Registry] = ()) -> ModuleType:
     """Import one `--plugin` value: a path to a .py file, or a module name on the Python path."""
     if spec.endswith(".py") or os.sep in spec or "/" in spec:
-        return _load_file(Path(spec), list(registries))
-    key = f"module:{spec}"
-    if key in _loaded:
-        return _loaded[key]
-    source = PluginSource(f"plugin module {spec} (--plugin)", f"leave out --plugin {spec}")
-    if importlib.util.find_spec(spec.split(".")[0]) is None:
-        raise I2IError(f"--plugin {spec}: no module named '{spec}' on the Python path, and no such .py file. "
-                       "Give a module name importable from here (add its folder to PYTHONPATH) or a path ending in "
-                       ".py.")
-    module = _import(lambda: importlib.import_module(spec), f"plugin module '{spec}' (--plugin)", source)
-    _loaded[key] = module
-    return module
+        return _load_file(Path(spec).expanduser().resolve(), list(registries))
+    if f"module:{spec}" not in _loaded:
+        if importlib.util.find_spec(spec.split(".")[0]) is None:
+            raise I2IError(f"--plugin {spec}: no module named '{spec}' on the Python path, and no such .py file. "
+                           "Give a module name importable from here (add its folder to PYTHONPATH) or a path "
+                           "ending in .py.")
+        _loaded[f"module:{spec}"] = _import(lambda: importlib.import_module(spec), f"plugin module {spec} (--plugin)",
+                                            f"leave out --plugin {spec}")
+    return _loaded[f"module:{spec}"]
 
 
 def _load_file(path: Path, registries: list[Registry]) -> ModuleType:
-    path = path.expanduser().resolve()
-    key = f"file:{path}"
-    if key in _loaded:
-        return _loaded[key]
+    if f"file:{path}" in _loaded:
+        return _loaded[f"file:{path}"]
     if not path.is_file():
         raise I2IError(f"--plugin {path}: no such file. Give the path to a .py file or an importable module name.")
-    name = _file_module_name(path, registries)
-    existing = sys.modules.get(name)
-    if existing is not None:
-        if Path(getattr(existing, "__file__", "") or "").resolve() == path:
-            _loaded[key] = existing
-            return existing
-        raise I2IError(f"--plugin {path}: its module name '{name}' is already taken by {existing.__file__}. "
+    if not _IDENTIFIER.fullmatch(path.stem):
+        raise I2IError(f"--plugin {path}: '{path.stem}' is not a valid Python module name; rename the file "
+                       "(letters, digits and underscores, not starting with a digit).")
+    name = f"i2i_plugin_{path.stem}"
+    if name in sys.modules:
+        raise I2IError(f"--plugin {path}: its module name '{name}' is already taken by {sys.modules[name].__file__}. "
                        "Rename the file.")
-    source = PluginSource(f"plugin file {path} (--plugin)", f"leave out --plugin {path}")
-    spec = importlib.util.spec_from_file_location(name, path)
+    convention = next(((r, r.legacy) for r in registries if r.legacy and path.stem.endswith("_" + r.legacy[1])
+                       and path.stem != f"base_{r.legacy[1]}"), None)
 
     def run() -> ModuleType:
-        module = importlib.util.module_from_spec(spec)
+        module = importlib.util.module_from_spec(importlib.util.spec_from_file_location(name, path))
+        if convention:
+            module.__package__ = convention[1][0]  # the reference's relative imports resolve to i2i's package
         sys.modules[name] = module
         try:
-            spec.loader.exec_module(module)
+            module.__spec__.loader.exec_module(module)
         except BaseException:
             sys.modules.pop(name, None)
             raise
         return module
 
-    module = _import(run, f"plugin file {path} (--plugin)", source)
-    _loaded[key] = module
-    _adopt_by_convention(module, registries)
+    module = _import(run, f"plugin file {path} (--plugin)", f"leave out --plugin {path}")
+    _loaded[f"file:{path}"] = module
+    if convention:
+        registry, (_, suffix) = convention
+        registry.adopt(path.stem[: -len(suffix) - 1], module)
     return module
-
-
-def _file_module_name(path: Path, registries: list[Registry]) -> str:
-    """`foo_model.py` becomes `models.foo_model` (so the reference's `from .base_model import BaseModel` and
-    `from . import networks` resolve to i2i's), `bar_dataset.py` becomes `data.bar_dataset`; any other file
-    a top-level module `i2i_plugin_<stem>`."""
-    stem = path.stem
-    if not _IDENTIFIER.fullmatch(stem):
-        raise I2IError(f"--plugin {path}: '{stem}' is not a valid Python module name; rename the file "
-                       "(letters, digits and underscores, not starting with a digit).")
-    for registry in registries:
-        if registry.legacy is not None:
-            package, suffix = registry.legacy
-            if stem.endswith("_" + suffix) and stem != f"base_{suffix}":
-                return f"{package}.{stem}"
-    return f"i2i_plugin_{stem}"
-
-
-def _adopt_by_convention(module: ModuleType, registries: list[Registry]) -> None:
-    """Register a reference-style class (`FooModel` in `..._model.py`, no decorator) the way the file convention
-    does. The registry finds the already-imported module and matches the class name."""
-    for registry in registries:
-        if registry.legacy is None:
-            continue
-        package, suffix = registry.legacy
-        prefix, end = f"{package}.", f"_{suffix}"
-        if module.__name__.startswith(prefix) and module.__name__.endswith(end):
-            name = module.__name__[len(prefix): -len(end)]
-            if name not in registry:
-                try:
-                    registry.get(name)
-                except I2IError as exc:
-                    if "importing" in str(exc):
-                        raise
 
 
 def load_entry_points(group: str = ENTRY_POINT_GROUP, registries: Iterable[Registry] = ()) -> list[Any]:
     """Load every entry point of `group` from the installed distributions, sorted by distribution and name.
-
-    An entry point names a module (`my_pkg.plugin`, registering on import) or a function
-    (`my_pkg.plugin:register`, called with no arguments).
-    """
-    registries = list(registries)
+    An entry point names a module (registering on import) or a function (called with no arguments)."""
     found = sorted(importlib.metadata.entry_points(group=group), key=lambda ep: (_dist_name(ep), ep.name))
-    loaded = []
     for ep in found:
         dist = _dist_name(ep)
         key = f"entry:{dist}:{ep.name}"
-        if key in _loaded:
-            loaded.append(_loaded[key])
-            continue
-        version = getattr(getattr(ep, "dist", None), "version", "")
-        source = PluginSource(
-            f"entry point {ep.name} = {ep.value} (distribution {dist} {version})".replace(" )", ")"),
-            f"pip uninstall {dist}, or pass {NO_AUTOLOAD_FLAG} / set {DISABLE_ENV}=1 to skip installed plugins",
-        )
-        what = f"entry point '{ep.name} = {ep.value}' of the installed distribution '{dist}' (group {group})"
-        obj = _import(lambda ep=ep: _call_if_function(ep.load()), what, source)
-        _loaded[key] = obj
-        loaded.append(obj)
-    return loaded
+        if key not in _loaded:
+            version = getattr(getattr(ep, "dist", None), "version", "")
+            label = f"entry point {ep.name} = {ep.value} (distribution {dist} {version})".replace(" )", ")")
+            _loaded[key] = _import(lambda ep=ep: _call_if_function(ep.load()),
+                                   f"entry point '{ep.name} = {ep.value}' of the installed distribution '{dist}' "
+                                   f"(group {group})",
+                                   f"pip uninstall {dist}, or pass {NO_AUTOLOAD_FLAG} / set {DISABLE_ENV}=1 to skip "
+                                   "installed plugins", label=label)
+    return [_loaded[f"entry:{_dist_name(ep)}:{ep.name}"] for ep in found]
 
 
 def _call_if_function(obj: Any) -> Any:
@@ -223,29 +140,25 @@ def _dist_name(ep: importlib.metadata.EntryPoint) -> str:
     return dist.metadata["Name"] if dist is not None else "?"
 
 
-def _import(run, what: str, source: PluginSource) -> Any:
-    """Run an import, attributing every module it brings in to `source`; failures become one clear I2IError."""
+def _import(run: Callable[[], Any], what: str, disable: str, label: str | None = None) -> Any:
+    """Run an import, labelling every module it brings in with `label` (default `what`) for `--list`; a failure
+    becomes one `PluginImportError` that says how to turn the plugin off."""
     before = set(sys.modules)
     try:
         result = run()
     except I2IError as exc:
-        raise I2IError(f"{what}: {exc} (to disable this plugin: {source.disable})") from exc
+        raise PluginImportError(f"{what}: {exc} (to disable this plugin: {disable})") from exc
     except Exception as exc:
-        raise I2IError(f"{what} failed to import: {type(exc).__name__}: {exc}. Fix the plugin, or disable it: "
-                       f"{source.disable}.") from exc
-    for name in set(sys.modules) - before:
-        _sources.setdefault(name, source)
-    if isinstance(result, ModuleType):
-        _sources.setdefault(result.__name__, source)
+        raise PluginImportError(f"{what} failed to import: {type(exc).__name__}: {exc}. Fix the plugin, or disable "
+                                f"it: {disable}.") from exc
+    for name in [*(set(sys.modules) - before), getattr(result, "__name__", None)]:
+        if name:
+            _labels.setdefault(name, label or what)
     return result
 
 
-# -- the reference's file convention, all at once -------------------------------------------------------
-
-
 def load_convention_files(registries: Iterable[Registry]) -> None:
-    """Import every `<package>/<name>_<suffix>.py` of each registry's legacy convention not imported yet,
-    so `--list` shows them. A file whose class does not follow the convention is skipped."""
+    """Import every `<package>/<name>_<suffix>.py` of each registry's convention not imported yet (for `--list`)."""
     for registry in registries:
         if registry.legacy is None:
             continue
@@ -254,16 +167,8 @@ def load_convention_files(registries: Iterable[Registry]) -> None:
         for folder in (spec.submodule_search_locations or []) if spec else []:
             for path in sorted(Path(folder).glob(f"*_{suffix}.py")):
                 name = path.stem[: -len(suffix) - 1]
-                if f"{package}.{path.stem}" in sys.modules or name in registry or not _IDENTIFIER.fullmatch(name):
-                    continue
-                try:
-                    registry.get(name)
-                except I2IError as exc:
-                    if "importing" in str(exc):
-                        raise
-
-
-# -- where things came from -----------------------------------------------------------------------------
+                if f"{package}.{path.stem}" not in sys.modules and _IDENTIFIER.fullmatch(name):
+                    registry.find(name)
 
 
 def origin_label(obj: Any, registries: Iterable[Registry] = ()) -> str:
@@ -272,14 +177,12 @@ def origin_label(obj: Any, registries: Iterable[Registry] = ()) -> str:
     module = getattr(obj, "__module__", None) or ""
     parts = module.split(".")
     for i in range(len(parts), 0, -1):
-        source = _sources.get(".".join(parts[:i]))
-        if source is not None:
-            return source.label
+        if ".".join(parts[:i]) in _labels:
+            return _labels[".".join(parts[:i])]
     if _builtin_modules is None or module in _builtin_modules:
         return "built-in"
-    for registry in registries:
-        if registry.legacy is not None and module.startswith(registry.legacy[0] + "."):
-            return f"file {module.replace('.', '/')}.py (reference convention)"
+    if any(r.legacy is not None and module.startswith(r.legacy[0] + ".") for r in registries):
+        return f"file {module.replace('.', '/')}.py (reference convention)"
     try:
         path = inspect.getsourcefile(obj)
     except TypeError:
@@ -290,14 +193,11 @@ def origin_label(obj: Any, registries: Iterable[Registry] = ()) -> str:
 def format_listing(registries: Mapping[str, Registry]) -> str:
     """One section per registry (`title -> registry`): each name, its one-line description, its origin."""
     lines: list[str] = []
-    all_registries = list(registries.values())
     for title, registry in registries.items():
-        flag = f" (--{registry.option})" if registry.option else ""
-        lines.append(f"{title}{flag}:")
+        lines.append(f"{title}{f' (--{registry.option})' if registry.option else ''}:")
         width = max((len(name) for name in registry.names()), default=0)
         for name in registry.names():
             description = registry.describe(name) or "(no description: give it a docstring)"
-            origin = origin_label(registry.get(name), all_registries)
-            lines.append(f"  {name:<{width}}  {description}  [{origin}]")
+            lines.append(f"  {name:<{width}}  {description}  [{origin_label(registry.get(name), registries.values())}]")
         lines.append("")
     return "\n".join(lines)

@@ -9,7 +9,6 @@ computed in bf16 or fp16, so a checkpoint trained with `--amp` loads and runs wi
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 
 import torch
@@ -20,11 +19,10 @@ _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 AMP_DTYPES = ("auto", *_DTYPES)
 
 
-def amp_dtype(opt: argparse.Namespace, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of `--amp` on `device`, or None when mixed precision is off."""
-    if not getattr(opt, "amp", False):
+def amp_dtype(enabled: bool, choice: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of `--amp` (`--amp_dtype choice`) on `device`, or None when mixed precision is off."""
+    if not enabled:
         return None
-    choice = getattr(opt, "amp_dtype", "auto")
     if device.type == "cuda":
         if choice == "auto":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16

@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .errors import I2IError
+from .errors import I2IError, PluginImportError
 
 
 def snake_case(name: str) -> str:
@@ -85,12 +85,17 @@ class Registry:
         self._descriptions[name] = doc if isinstance(doc, str) else (doc[0] if doc else "")
 
     def get(self, name: str) -> Any:
+        found = self.find(name)
+        if found is None:
+            raise I2IError(self.unknown_message(name))
+        return found
+
+    def find(self, name: str) -> Any | None:
+        """The entry `name`, looked up by the file convention too; None where there is none. A convention file
+        that fails to import raises `PluginImportError`."""
         if name not in self._entries and self.legacy is not None:
             self._import_legacy(name)
-        try:
-            return self._entries[name]
-        except KeyError:
-            raise I2IError(self.unknown_message(name)) from None
+        return self._entries.get(name)
 
     def _import_legacy(self, name: str) -> None:
         package, suffix = self.legacy
@@ -100,13 +105,18 @@ class Registry:
         try:
             module = importlib.import_module(module_name)
         except Exception as exc:
-            raise I2IError(
+            raise PluginImportError(
                 f"{self.kind} '{name}': importing {module_name} ({package}/{name}_{suffix}.py) failed: "
                 f"{type(exc).__name__}: {exc}. Fix that file or remove it."
             ) from exc
+        self.adopt(name, module)
+
+    def adopt(self, name: str, module: Any) -> None:
+        """Register `module`'s class that follows the reference's convention (`foo_bar` -> `FooBarModel`, matched
+        without case or underscores) under `name`, unless the module registered `name` itself."""
         if name in self._entries:
             return
-        wanted = name.replace("_", "") + suffix
+        wanted = name.replace("_", "") + self.legacy[1]
         for obj in vars(module).values():
             if inspect.isclass(obj) and obj.__name__.lower() == wanted and obj.__module__ == module.__name__:
                 if self.base is None or issubclass(obj, self.base):

@@ -14,27 +14,17 @@ from __future__ import annotations
 import errno
 import json
 import os
-import re
 import shutil
 import socket
 import sys
 import time
 from pathlib import Path
 
+from .checkpoint import saved_checkpoints
 from .errors import I2IError
 
 LOCK_NAME = ".run.lock"
-_CHECKPOINT = re.compile(r"^.+_(net_.+\.(pth|safetensors)|state\.pth)$")
-#: what a training run writes into its folder, removed by --overwrite_run (other files are left alone)
 _RUN_OUTPUTS = ("loss_log.txt", "loss_log.jsonl", "best_metric.json", "web", "tensorboard")
-
-
-def saved_checkpoints(folder: str | os.PathLike) -> list[Path]:
-    """The network and training-state files in `folder` (`<tag>_net_<name>.pth|.safetensors`, `<tag>_state.pth`)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and _CHECKPOINT.match(p.name))
 
 
 def refuse_to_overwrite(folder: Path) -> None:

@@ -1,6 +1,6 @@
 """Fast paths for the device: backend flags, network layout and compilation, optimizer kernels.
 
-Each is chosen by an option and measured by `benchmarks/` (figures in README and docs/scaling.md):
+Each is chosen by an option and measured by `benchmarks/` (figures in docs/scaling.md):
 - TF32 matmuls/convolutions on GPUs that have them (`--no_tf32` keeps full fp32); cuDNN autotuning unless
   `--seed` asks for reproducibility;
 - `--channels_last`: NHWC weights and images (convolutions run in that layout without reordering);
@@ -12,7 +12,6 @@ Each is chosen by an option and measured by `benchmarks/` (figures in README and
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import shutil
 
@@ -24,26 +23,27 @@ from .errors import I2IError
 OPTIMIZER_IMPLS = ("auto", "fused", "foreach", "for_loop")
 
 
-def configure_backends(opt: argparse.Namespace, device: torch.device) -> None:
-    """Process-wide backend flags for `device` (idempotent)."""
+def configure_backends(device: torch.device, *, tf32: bool = True, autotune: bool = True) -> None:
+    """Process-wide backend flags for `device` (idempotent): its CUDA device current, TF32, cuDNN autotuning."""
     if device.type != "cuda":
         return
-    tf32 = not getattr(opt, "no_tf32", False)
+    torch.cuda.set_device(device)
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32
-    if getattr(opt, "seed", None) is None:
+    if autotune:
         torch.backends.cudnn.benchmark = True  # fixed image sizes: the fastest kernels, found once
 
 
-def prepare_network(net: nn.Module, opt: argparse.Namespace, device: torch.device) -> nn.Module:
+def prepare_network(net: nn.Module, device: torch.device, *, sync_bn: bool = False, channels_last: bool = False,
+                    compile: bool = False, training: bool = True) -> nn.Module:
     """Apply --sync_bn, --channels_last and --compile to a network already on `device` (in that order)."""
-    if getattr(opt, "sync_bn", False) and getattr(opt, "isTrain", False):
+    if sync_bn:
         net = convert_sync_batchnorm(net, device)
-    if getattr(opt, "channels_last", False):
+    if channels_last:
         net = net.to(memory_format=torch.channels_last)
-    if getattr(opt, "compile", False):
+    if compile:
         check_compile_available(device)
-        if not getattr(opt, "isTrain", False):
+        if not training:
             freeze_weights_when_compiling()
         net = torch.compile(net)
     return net
@@ -51,7 +51,7 @@ def prepare_network(net: nn.Module, opt: argparse.Namespace, device: torch.devic
 
 def freeze_weights_when_compiling() -> None:
     """Inference only: let torch.compile treat the weights as constants (folded and pre-packed into the kernels'
-    layouts once, instead of re-laid out on every call). resnet_9blocks at 256 px on the CPU: 2.2-2.4 -> 2.9 img/s."""
+    layouts once, instead of re-laid out on every call)."""
     import torch._inductor.config
 
     torch._inductor.config.freezing = True
@@ -79,11 +79,10 @@ def check_compile_available(device: torch.device) -> None:
                        "or drop --compile.")
 
 
-def optimizer_kwargs(opt: argparse.Namespace, device: torch.device) -> dict[str, bool]:
+def optimizer_kwargs(choice: str, device: torch.device) -> dict[str, bool]:
     """Keyword arguments choosing Adam's implementation for `--optimizer_impl` on `device`.
 
     auto: the fused kernel (CPU and CUDA in PyTorch >= 2.4), else PyTorch's own default."""
-    choice = getattr(opt, "optimizer_impl", "auto")
     if choice == "fused" or (choice == "auto" and fused_adam_available(device)):
         if not fused_adam_available(device):
             raise I2IError(f"--optimizer_impl fused: this PyTorch ({torch.__version__}) has no fused Adam for "
@@ -102,3 +101,11 @@ def fused_adam_available(device: torch.device) -> bool:
     except ImportError:
         return False
     return device.type in _get_fused_kernels_supported_devices()
+
+
+def unwrap(net: nn.Module) -> nn.Module:
+    """The plain network inside a DataParallel/DistributedDataParallel wrapper or a torch.compile module (whose
+    state_dict keys carry an `_orig_mod.` prefix), so every checkpoint holds the plain keys."""
+    if isinstance(net, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+        net = net.module
+    return getattr(net, "_orig_mod", net)

@@ -9,8 +9,9 @@ from typing import Any
 
 from .errors import I2IError
 
-#: the options that decide a generator's architecture (and so its state_dict)
-ARCHITECTURE_KEYS = ("model", "netG", "ngf", "norm", "no_dropout", "input_nc", "output_nc", "init_type", "init_gain")
+#: the options that shape the networks' weights (and so their state_dicts), with the reference's defaults
+ARCHITECTURE = {"netG": "resnet_9blocks", "ngf": 64, "netD": "basic", "ndf": 64, "n_layers_D": 3, "norm": "instance",
+                "no_dropout": False, "input_nc": 3, "output_nc": 3}
 
 
 def read_saved_options(checkpoint_dir: str | os.PathLike, phase: str = "train") -> dict[str, Any]:
@@ -27,7 +28,5 @@ def read_saved_options(checkpoint_dir: str | os.PathLike, phase: str = "train") 
 
 
 def architecture(saved: dict[str, Any]) -> dict[str, Any]:
-    """The architecture options among saved ones (defaults of the reference where an old file lacks one)."""
-    defaults = {"model": "cycle_gan", "netG": "resnet_9blocks", "ngf": 64, "norm": "instance", "no_dropout": False,
-                "input_nc": 3, "output_nc": 3, "init_type": "normal", "init_gain": 0.02}
-    return {key: saved.get(key, defaults[key]) for key in ARCHITECTURE_KEYS}
+    """The architecture options among saved ones (the reference's defaults where an old file lacks one)."""
+    return {key: saved.get(key, default) for key, default in ARCHITECTURE.items()}
