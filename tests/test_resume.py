@@ -185,3 +185,26 @@ def test_resuming_a_finished_run_says_how_to_train_on():
     assert state.describe() == "starting at epoch 1"
     state.resumed_from, state.epoch, state.total_iters = Path("ck/run/latest_state.pth"), 3, 6
     assert "already finished its 2 epochs (raise --n_epochs or --n_epochs_decay" in state.describe()
+
+
+@pytest.mark.skipif(not any(__import__("shutil").which(c) for c in ("g++", "c++", "clang++")),
+                    reason="--compile on the CPU needs a C++ compiler")
+def test_a_training_state_saved_with_compile_resumes_without_it(tmp_path):
+    """torch.compile wraps each network (state_dict keys gain `_orig_mod.`); the state keeps the plain keys, so a
+    run saved with --compile resumes without it (and the other way round)."""
+    from models import create_model
+    from options.train_options import TrainOptions
+
+    root = unaligned_dataset(tmp_path / "data")
+    args = tiny_args(root, tmp_path) + ["--name", "c", "--netG", "resnet_6blocks", "--seed", "0"]
+    compiled = create_model(TrainOptions().parse([*args, "--compile"]))
+    compiled.setup(compiled.opt)
+    assert any(k.startswith("_orig_mod.") for k in compiled.netG_A.state_dict())  # compiled, not yet run
+    state = compiled.training_state()
+    assert not any("_orig_mod" in key for net in state["nets"].values() for key in net)
+    plain = create_model(TrainOptions().parse(args + ["--seed", "1"]))
+    plain.setup(plain.opt)
+    plain.load_training_state(state, "state.pth")
+    for name in compiled.model_names:
+        for key, value in state["nets"][name].items():
+            assert torch.equal(plain.training_state()["nets"][name][key], value), (name, key)
