@@ -192,6 +192,20 @@ def _save(image: Image.Image, path: Path) -> None:
     image.save(path, format="PNG")
 
 
+def foreground(image: np.ndarray, domain: str, threshold: float = 60.0) -> np.ndarray:
+    """The shapes of an unaligned-demo image (H x W x 3 uint8) of `domain` "A" or "B": the pixels further than
+    `threshold` (RGB distance) from the domain's background colour."""
+    background = np.array((_WARM if domain == "A" else _COOL)["background"], dtype=np.float32)
+    return np.linalg.norm(image[..., :3].astype(np.float32) - background, axis=-1) > threshold
+
+
+def shape_iou(source: np.ndarray, source_domain: str, translated: np.ndarray, translated_domain: str) -> float:
+    """How well a translation keeps the shapes: the IoU of the foreground masks of the input and the output."""
+    a, b = foreground(source, source_domain), foreground(translated, translated_domain)
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
 def make_demo_data(dataset_mode: str) -> Path:
     """Draw (once) the demo dataset that `--dataset_mode` reads; returns its root."""
     makers = {"unaligned": make_unaligned_demo, "single": make_unaligned_demo, "aligned": make_aligned_demo,

@@ -97,15 +97,20 @@ def load_translator(checkpoint_dir: str | os.PathLike, *, epoch: str = "latest",
     from util.checkpoint import SAFETENSORS, existing_checkpoint, load_state_dict
     from util.saved_options import architecture, read_saved_options
 
+    from models import MODELS
+
     folder = Path(checkpoint_dir)
-    arch = architecture(read_saved_options(folder))
+    saved = read_saved_options(folder)
+    arch = architecture(saved)
+    if saved.get("model") in MODELS:
+        arch |= MODELS.get(saved["model"]).generator_architecture(saved)  # e.g. CUT's anti-aliased generator
     if generator is None:
         generator = "G" if existing_checkpoint(network_file(folder, epoch, "G")) else "G_A"
     input_nc, output_nc = arch["input_nc"], arch["output_nc"]
     if generator.endswith("_B"):  # G_B translates B -> A
         input_nc, output_nc = output_nc, input_nc
     net = build_generator(arch["netG"], input_nc, output_nc, arch["ngf"], norm=arch["norm"],
-                          use_dropout=not arch["no_dropout"])
+                          use_dropout=not arch["no_dropout"], residual=arch["residual_output"])
     path = existing_checkpoint(network_file(folder, epoch, generator))
     if path is None:
         found = ", ".join(sorted(p.name for p in folder.glob(f"{epoch}_net_G*") if p.suffix in (".pth", SAFETENSORS)))

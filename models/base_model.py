@@ -30,11 +30,15 @@ from util.cli import write_line
 from util.errors import I2IError
 
 from .checkpointing import CheckpointMixin
+from .diffaugment import diff_augment, parse_policy
+from .weight_average import WeightAverage
 from .schedulers import build_scheduler, current_lr, step_scheduler
 
 
 class BaseModel(CheckpointMixin, ABC):
     demo_options: ClassVar[dict[str, Any]] = {}
+    #: the option defaults `--preset recommended` sets for this model (docs: README, Quality)
+    recommended_options: ClassVar[dict[str, Any]] = {}
     #: extra command-line arguments for the registry-wide contract test (tests/test_model_contract.py), e.g.
     #: ["--netG", "unet_128", "--crop_size", "128"] for a model that needs them; see docs/plugins.md
     contract_options: ClassVar[list[str]] = []
@@ -57,11 +61,20 @@ class BaseModel(CheckpointMixin, ABC):
         self.grad_scaler = precision.grad_scaler(self.device, self.amp_dtype) if self.isTrain else None
         self._scaler_update_due = False
         self._autocast_used = False
+        self.weight_average: WeightAverage | None = None  # --ema_decay: made in prepare_training
+        self.d_augment = parse_policy(opt.diff_augment) if self.isTrain else []
 
     @classmethod
     def modify_commandline_options(cls, parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
         """Add model-specific options or change defaults of existing ones."""
         return parser
+
+    @classmethod
+    def generator_architecture(cls, saved: dict[str, Any]) -> dict[str, Any]:
+        """The architecture options under which a plain generator (`--model test`, translate.py) rebuilds this
+        model's generator from the options it was trained with (`saved`); a model that builds its generator
+        its own way maps them here."""
+        return {}
 
     @classmethod
     def preset_defaults(cls, opt: argparse.Namespace) -> dict[str, Any]:
@@ -101,7 +114,7 @@ class BaseModel(CheckpointMixin, ABC):
         opt = self.opt
         return self.place(build_generator(opt.netG, input_nc, output_nc, opt.ngf, norm=opt.norm,
                                           use_dropout=not opt.no_dropout, init_type=opt.init_type,
-                                          init_gain=opt.init_gain))
+                                          init_gain=opt.init_gain, residual=opt.residual_output))
 
     def discriminator(self, input_nc: int) -> nn.Module:
         """The --netD discriminator with the run's --ndf/--n_layers_D/--norm/--init_type, on this model's device."""
@@ -117,11 +130,11 @@ class BaseModel(CheckpointMixin, ABC):
         self.real_B = input[b].to(self.device, non_blocking=True, memory_format=layout)
         self.image_paths = input[f"{a}_paths"]
 
-    def adam(self, *nets: nn.Module) -> torch.optim.Optimizer:
-        """Adam over the parameters of `nets`, with --lr and betas (--beta1, 0.999) as the reference
+    def adam(self, *nets: nn.Module, lr: float | None = None) -> torch.optim.Optimizer:
+        """Adam over the parameters of `nets`, with `lr` (default --lr) and betas (--beta1, 0.999) as the reference
         (its fused kernel where available: same update, one pass over memory; see --optimizer_impl)."""
         params = [p for net in nets for p in net.parameters()]
-        return torch.optim.Adam(params, lr=self.opt.lr, betas=(self.opt.beta1, 0.999),
+        return torch.optim.Adam(params, lr=lr or self.opt.lr, betas=(self.opt.beta1, 0.999),
                                 **runtime.optimizer_kwargs(self.opt.optimizer_impl, self.device))
 
     def add_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
@@ -146,6 +159,7 @@ class BaseModel(CheckpointMixin, ABC):
         """Under torchrun: every rank starts from rank 0's weights (optimizer steps then average gradients,
         see util/collectives.py). With --amp: a warning if the model never enters `autocast()`."""
         collectives.broadcast_modules(self.networks())
+        self.start_weight_average()
         if self.amp_dtype is not None:
             for optimizer in self.optimizers:
                 optimizer.register_step_pre_hook(self._check_autocast_used)
@@ -215,6 +229,10 @@ class BaseModel(CheckpointMixin, ABC):
         finally:
             collectives.forget_sync(optimizer)  # the step may have been skipped, leaving the mark unused
         self._scaler_update_due = True
+
+    def augment_for_D(self, images: torch.Tensor) -> torch.Tensor:
+        """What a discriminator sees of `images`: with --diff_augment, randomly and differentiably transformed."""
+        return diff_augment(images, self.d_augment) if self.d_augment else images
 
     def compute_visuals(self) -> None:
         """Compute extra images for display (optional)."""

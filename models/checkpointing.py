@@ -24,6 +24,7 @@ from util.runtime import unwrap
 
 from .image_pool import ImagePool
 from .schedulers import build_scheduler
+from .weight_average import WeightAverage
 
 #: parts of `training_state()` that differ between torchrun processes (each process keeps its own)
 PER_PROCESS = ("pools",)
@@ -45,8 +46,10 @@ class CheckpointMixin:
         Under torchrun only rank 0 writes (all ranks hold the same weights)."""
         if not is_main():
             return
+        averages = self.weight_average.averages if self.weight_average is not None else {}
         for name in self.model_names:
-            save_state_dict(unwrap(getattr(self, f"net{name}")).state_dict(), self.checkpoint_path(epoch, name))
+            weights = averages.get(name) or unwrap(getattr(self, f"net{name}")).state_dict()
+            save_state_dict(weights, self.checkpoint_path(epoch, name))
 
     def load_networks(self, epoch: str | int) -> None:
         for name in self.model_names:
@@ -79,6 +82,8 @@ class CheckpointMixin:
                 "scalers": {name: s.state_dict() for name, s in self._parts(torch.amp.GradScaler)},
                 "metric": float(self.metric),
             }
+            if self.weight_average is not None:
+                state["weight_average"] = self.weight_average.state_dict()
         return state
 
     def load_training_state(self, state: dict[str, Any], source: str | Path) -> None:
@@ -101,6 +106,8 @@ class CheckpointMixin:
             if name in state["scalers"]:
                 scaler.load_state_dict(state["scalers"][name])
         self.metric = state.get("metric", 0.0)
+        if self.weight_average is not None and "weight_average" in state:
+            self.weight_average.load_state_dict(state["weight_average"])
 
     def restart_schedules(self, epoch: int) -> None:
         """Rebuild the LR schedulers from the current options as if training started at `epoch` (a resumed run
@@ -110,6 +117,17 @@ class CheckpointMixin:
             for group in optimizer.param_groups:
                 group["initial_lr"] = group["lr"] = opt.lr
         self.schedulers = [build_scheduler(o, opt) for o in self.optimizers]
+
+    def start_weight_average(self) -> None:
+        """--ema_decay: average the generators' weights (every network named G...) after each of their steps."""
+        if not self.isTrain or self.opt.ema_decay <= 0:
+            return
+        nets = {name: getattr(self, f"net{name}") for name in self.model_names if name.startswith("G")}
+        self.weight_average = WeightAverage(nets, self.opt.ema_decay)
+        averaged = {id(p) for net in nets.values() for p in net.parameters()}
+        for optimizer in self.optimizers:
+            if any(id(p) in averaged for group in optimizer.param_groups for p in group["params"]):
+                optimizer.register_step_post_hook(lambda *_: self.weight_average.update(nets))
 
     def _parts(self, kind: type) -> list[tuple[str, Any]]:
         """This model's attributes of a kind (image pools, gradient scalers), sorted by name."""

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from networks import build_discriminator, get_norm_layer, init_weights
+from networks import build_discriminator, get_norm_layer, init_weights, make_residual
 from networks.antialias_patchgan import AntialiasNLayerDiscriminator
 from networks.cut_resnet import AntialiasResnetGenerator
 from networks.patch_sample import PATCH_SAMPLERS, encoder_features
@@ -109,6 +109,17 @@ class CUTModel(BaseModel):
         return parser
 
     @classmethod
+    def generator_architecture(cls, saved: dict[str, Any]) -> dict[str, Any]:
+        """CUT builds --netG resnet_* anti-aliased: for another model that is --netG antialias_resnet_*."""
+        netG = saved.get("netG")
+        if netG not in _RESNET_BLOCKS or saved.get("no_antialias") and saved.get("no_antialias_up"):
+            return {}
+        if saved.get("no_antialias") or saved.get("no_antialias_up"):
+            raise I2IError("this CUT run's generator is anti-aliased on one side only (--no_antialias or "
+                           "--no_antialias_up), which only --model cut rebuilds: test it with --model cut.")
+        return {"netG": f"antialias_{netG}"}
+
+    @classmethod
     def preset_defaults(cls, opt: argparse.Namespace) -> dict[str, Any]:
         return dict(MODE_PRESETS[opt.CUT_mode])
 
@@ -131,7 +142,7 @@ class CUTModel(BaseModel):
         self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
         self.criterionNCE = PatchNCELoss(opt.nce_T, opt.nce_includes_all_negatives_from_minibatch)
         self.optimizer_G = self.adam(self.netG)
-        self.optimizer_D = self.adam(self.netD)
+        self.optimizer_D = self.adam(self.netD, lr=opt.lr_D or None)
         self.optimizer_F: torch.optim.Optimizer | None = None  # made by data_dependent_initialize
         self.f_ready = False
         self.optimizers = [self.optimizer_G, self.optimizer_D]
@@ -156,7 +167,8 @@ class CUTModel(BaseModel):
         net = AntialiasResnetGenerator(opt.input_nc, opt.output_nc, opt.ngf, norm_layer=get_norm_layer(opt.norm),
                                        use_dropout=not opt.no_dropout, n_blocks=_RESNET_BLOCKS[opt.netG],
                                        antialias=not opt.no_antialias, antialias_up=not opt.no_antialias_up)
-        return init_weights(net, opt.init_type, opt.init_gain)
+        net = init_weights(net, opt.init_type, opt.init_gain)
+        return make_residual(net) if opt.residual_output else net
 
     def _cut_discriminator(self) -> nn.Module:
         opt = self.opt
@@ -199,8 +211,8 @@ class CUTModel(BaseModel):
 
     def compute_D_loss(self) -> torch.Tensor:
         fake = self.fake_B.detach()
-        self.loss_D_fake = self.criterionGAN(self.netD(fake), False)
-        self.loss_D_real = self.criterionGAN(self.netD(self.real_B), True)
+        self.loss_D_fake = self.criterionGAN(self.netD(self.augment_for_D(fake)), False)
+        self.loss_D_real = self.criterionGAN(self.netD(self.augment_for_D(self.real_B)), True)
         self.loss_D = (self.loss_D_fake + self.loss_D_real) * 0.5
         if self.criterionGAN.uses_gradient_penalty:
             self.loss_D = self.loss_D + gradient_penalty(self.netD, self.real_B, fake)
@@ -209,7 +221,7 @@ class CUTModel(BaseModel):
     def compute_G_loss(self) -> torch.Tensor:
         opt = self.opt
         if opt.lambda_GAN > 0:
-            self.loss_G_GAN = self.criterionGAN(self.netD(self.fake_B), True) * opt.lambda_GAN
+            self.loss_G_GAN = self.criterionGAN(self.netD(self.augment_for_D(self.fake_B)), True) * opt.lambda_GAN
         else:
             self.loss_G_GAN = torch.zeros((), device=self.device)
         if opt.lambda_NCE > 0:

@@ -30,6 +30,7 @@ from .losses import GANLoss, gradient_penalty
 class CycleGANModel(BaseModel):
     """CycleGAN: unpaired A <-> B with cycle-consistency (G_A, G_B, D_A, D_B)."""
 
+    recommended_options = dict(residual_output=True, ema_decay=0.999)
     demo_options = dict(name="demo_cycle_gan", ngf=16, ndf=16, load_size=72, crop_size=64,
                         n_epochs=10, n_epochs_decay=10, display_freq=96, print_freq=48, save_epoch_freq=10)
 
@@ -68,7 +69,7 @@ class CycleGANModel(BaseModel):
         self.criterionCycle = nn.L1Loss()
         self.criterionIdt = nn.L1Loss()
         self.optimizer_G = self.adam(self.netG_A, self.netG_B)
-        self.optimizer_D = self.adam(self.netD_A, self.netD_B)
+        self.optimizer_D = self.adam(self.netD_A, self.netD_B, lr=opt.lr_D or None)
         self.optimizers = [self.optimizer_G, self.optimizer_D]
 
     def set_input(self, input: dict) -> None:
@@ -108,8 +109,8 @@ class CycleGANModel(BaseModel):
                 self.loss_idt_B = self.criterionIdt(self.idt_B, self.real_A) * opt.lambda_A * opt.lambda_identity
             else:
                 self.loss_idt_A = self.loss_idt_B = torch.zeros((), device=self.device)
-            self.loss_G_A = self.criterionGAN(self.netD_A(self.fake_B), True)
-            self.loss_G_B = self.criterionGAN(self.netD_B(self.fake_A), True)
+            self.loss_G_A = self.criterionGAN(self.netD_A(self.augment_for_D(self.fake_B)), True)
+            self.loss_G_B = self.criterionGAN(self.netD_B(self.augment_for_D(self.fake_A)), True)
             self.loss_cycle_A = self.criterionCycle(self.rec_A, self.real_A) * opt.lambda_A
             self.loss_cycle_B = self.criterionCycle(self.rec_B, self.real_B) * opt.lambda_B
             self.loss_G = (self.loss_G_A + self.loss_G_B + self.loss_cycle_A + self.loss_cycle_B
@@ -121,9 +122,9 @@ class CycleGANModel(BaseModel):
         fake = fake.detach()
         with self.autocast():
             if self.per_image_norm and real.shape == fake.shape:  # one call, the same numbers as two
-                pred_real, pred_fake = netD(torch.cat([real, fake])).chunk(2)
+                pred_real, pred_fake = netD(self.augment_for_D(torch.cat([real, fake]))).chunk(2)
             else:
-                pred_real, pred_fake = netD(real), netD(fake)
+                pred_real, pred_fake = netD(self.augment_for_D(real)), netD(self.augment_for_D(fake))
             loss = 0.5 * (self.criterionGAN(pred_real, True) + self.criterionGAN(pred_fake, False))
             if self.criterionGAN.uses_gradient_penalty:
                 loss = loss + gradient_penalty(netD, real, fake)

@@ -85,6 +85,11 @@ class BaseOptions:
         add("--init_type", default="normal", choices=INIT_TYPES.names(), help="network initialization")
         add("--init_gain", type=number(float, above=0), default=0.02, help="scaling factor for normal, xavier and orthogonal")
         add("--no_dropout", action="store_true", help="no dropout for the generator")
+        add("--residual_output", action="store_true", help="the generator predicts a change to its input (added in "
+            "tanh space) and starts as the identity; saved with the run, so test.py rebuilds it")
+        add("--preset", default="none", choices=["none", "recommended"],
+            help="recommended: i2i's measured recipe for the model (README, Quality); options you type still win; "
+            "none: the reference's behaviour")
         # dataset parameters
         add("--dataset_mode", default="unaligned", choices=DATASETS.names(), help="how datasets are loaded")
         add("--direction", default="AtoB", choices=["AtoB", "BtoA"], help="AtoB or BtoA")
@@ -150,11 +155,16 @@ class BaseOptions:
         opt, _ = parser.parse_known_args(argv)
         parser = DATASETS.get(opt.dataset_mode).modify_commandline_options(parser, self.is_train)
         opt, _ = parser.parse_known_args(argv)
+        given = _given_options(parser, argv)
         if opt.dataroot is None and self.takes_demo:
             from .demo import apply_demo_defaults
 
-            applied = apply_demo_defaults(parser, model_class, _given_options(parser, argv), opt)
+            applied = apply_demo_defaults(parser, model_class, given, opt)
             self.notes.append(demo_note(opt.model, applied))
+            given |= set(applied)
+            opt, _ = parser.parse_known_args(argv)
+        if opt.preset == "recommended":
+            self.notes.append(apply_recommended(parser, model_class, given))
         self.parser = parser
         return parser.parse_args(argv)
 
@@ -220,6 +230,14 @@ class BaseOptions:
             atomic_write(expr_dir / f"{phase}_opt.json", lambda f: f.write(as_json + "\n"), mode="w")
         except I2IError as exc:
             raise I2IError(f"{exc} (--checkpoints_dir {opt.checkpoints_dir} must be writable)") from None
+
+
+def apply_recommended(parser: argparse.ArgumentParser, model_class: type, given: set[str]) -> str:
+    """--preset recommended: the model's `recommended_options` as defaults (typed options win); returns a note."""
+    known = {action.dest for action in parser._actions}
+    recipe = {k: v for k, v in getattr(model_class, "recommended_options", {}).items() if k in known and k not in given}
+    parser.set_defaults(**recipe)
+    return "--preset recommended: " + (" ".join(f"--{k} {v}" for k, v in recipe.items()) or "nothing for this model")
 
 
 def demo_note(model: str, applied: dict) -> str:

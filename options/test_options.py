@@ -62,10 +62,14 @@ def saved_architecture(opt: argparse.Namespace) -> dict[str, Any]:
     """The architecture options in `<checkpoints_dir>/<name>/train_opt.json` ({} for a reference checkpoint).
 
     `--model test --model_suffix _B` loads G_B, which maps output_nc -> input_nc: the channels swap."""
+    from models import MODELS
+
     if not (Path(opt.checkpoints_dir) / opt.name / "train_opt.json").is_file():
         return {}
     saved = read_saved_options(Path(opt.checkpoints_dir) / opt.name)
     arch = {k: saved[k] for k in ARCHITECTURE if k in saved}
+    if saved.get("model", opt.model) != opt.model and saved.get("model") in MODELS:
+        arch |= MODELS.get(saved["model"]).generator_architecture(saved)  # e.g. a CUT run tested with --model test
     if getattr(opt, "model_suffix", "") == "_B" and "input_nc" in arch and "output_nc" in arch:
         arch["input_nc"], arch["output_nc"] = arch["output_nc"], arch["input_nc"]
     return arch

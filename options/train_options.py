@@ -52,6 +52,14 @@ class TrainOptions(BaseOptions):
         add("--n_epochs_decay", type=number(int, at_least=0), default=100, help="number of epochs to decay the learning rate")
         add("--beta1", type=number(float, at_least=0, below=1), default=0.5, help="momentum term of Adam")
         add("--lr", type=number(float, above=0), default=0.0002, help="initial learning rate for Adam")
+        add("--lr_D", type=number(float, at_least=0), default=0.0,
+            help="initial learning rate of the discriminators (two time-scale updates); 0: --lr")
+        add("--ema_decay", type=number(float, at_least=0, below=1), default=0.0,
+            help="keep an exponential moving average of the generators' weights with this decay (e.g. 0.999) and "
+            "save it as the generators' checkpoints (what test.py and export.py use); 0: off")
+        add("--diff_augment", type=str, default="",
+            help="differentiable augmentation of every image the discriminators see: comma-separated from color, "
+            "translation, cutout; empty: off")
         add("--gan_mode", type=str, default="lsgan", choices=GAN_LOSSES.names(),
             help="GAN objective; wgangp adds the gradient penalty to the discriminator's loss")
         add("--pool_size", type=number(int, at_least=0), default=50, help="size of the buffer of previously generated images")

@@ -240,6 +240,12 @@ def test_cut_trains_and_tests_through_the_drivers(tmp_path):
                              + ["--results_dir", str(tmp_path / "res")])
     images = {p.name for p in (tmp_path / "res" / "cut_run" / "test_latest" / "images").iterdir()}
     assert {"000_real_A.png", "000_fake_B.png", "000_real_B.png"} <= images
+    # One direction of the run with --model test: its anti-aliased generator is rebuilt from train_opt.json.
+    load_script("test").main(tiny_args(root / "testA", tmp_path, 32, train=False)
+                             + ["--model", "test", "--name", "cut_run", "--results_dir", str(tmp_path / "one")])
+    test_opt = (run_dir / "test_opt.txt").read_text()
+    assert "netG: antialias_resnet_9blocks" in test_opt
+    assert (tmp_path / "one" / "cut_run" / "test_latest" / "images" / "000_fake.png").is_file()
 
 
 def test_amp_step_runs_the_networks_in_bfloat16(tmp_path):

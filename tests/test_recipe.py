@@ -1,0 +1,165 @@
+"""The parts of `--preset recommended`, each on its own: residual output, the generators' weight average, the
+discriminators' differentiable augmentation, a separate discriminator learning rate, and the preset itself."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from models import create_model
+from models.diffaugment import cutout, diff_augment, parse_policy, translation
+from models.weight_average import WeightAverage
+from networks import GENERATORS, build_generator
+from options.test_options import TestOptions
+from options.train_options import TrainOptions
+from tests.helpers import load_script, tiny_args, unaligned_dataset
+from util.errors import I2IError
+
+
+@pytest.mark.parametrize("name", [n for n in GENERATORS.names() if n not in ("unet_256", "unet_128")])
+def test_a_residual_generator_starts_as_the_identity_with_the_plain_keys(name):
+    torch.manual_seed(0)
+    plain = build_generator(name, 3, 3, 8, norm="instance")
+    residual = build_generator(name, 3, 3, 8, norm="instance", residual=True)
+    assert list(residual.state_dict()) == list(plain.state_dict())
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert torch.allclose(residual(x), x, atol=2e-4)
+    assert not torch.allclose(plain(x), x, atol=0.1)
+
+
+def test_a_residual_generator_learns_and_stays_in_range():
+    torch.manual_seed(0)
+    net = build_generator("resnet_6blocks", 3, 3, 8, norm="instance", residual=True)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    target = (x * 0.5 + 0.3).clamp(-1, 1)  # a tone change
+    first = None
+    for _ in range(30):
+        loss = (net(x) - target).abs().mean()
+        first = first if first is not None else float(loss.detach())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert float(loss.detach()) < 0.8 * first
+    extremes = torch.tensor([-1.0, 1.0]).repeat_interleave(16).view(1, 1, 1, 32).expand(1, 3, 32, 32).contiguous()
+    out = net(extremes)  # inputs at exactly -1 and 1: finite, in range
+    assert torch.isfinite(out).all() and out.abs().max() <= 1
+
+
+def test_residual_output_needs_equal_channels():
+    with pytest.raises(I2IError, match="--residual_output .* --input_nc 1 and --output_nc 3"):
+        build_generator("resnet_6blocks", 1, 3, 8, norm="instance", residual=True)
+
+
+def test_the_weight_average_follows_then_smooths():
+    net = torch.nn.Linear(2, 2)
+    start = net.weight.detach().clone()
+    average = WeightAverage({"G": net}, decay=0.9)
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+    average.update({"G": net})  # the first update decays by min(0.9, 1/10) = 0.1: it follows the weights closely
+    assert torch.allclose(average.averages["G"]["weight"], 0.1 * start + 0.9)
+    for _ in range(200):
+        average.update({"G": net})  # later ones by 0.9
+    assert torch.allclose(average.averages["G"]["weight"], torch.ones(2, 2), atol=1e-6)
+    assert average.updates == 201
+    state = average.state_dict()
+    restored = WeightAverage({"G": torch.nn.Linear(2, 2)}, decay=0.9)
+    restored.load_state_dict(state)
+    assert restored.updates == 201 and torch.equal(restored.averages["G"]["weight"], average.averages["G"]["weight"])
+
+
+def _train_opt(tmp_path, *extra):
+    root = unaligned_dataset(tmp_path / "data", count=2, size=32)
+    return TrainOptions().parse(tiny_args(root, tmp_path) + ["--name", "r", "--netG", "resnet_6blocks", "--seed", "0",
+                                                             "--pool_size", "0", *extra])
+
+
+def _step(model, tmp_path):
+    from data import create_dataset
+
+    model.setup(model.opt)
+    batch = next(iter(create_dataset(model.opt)))
+    model.set_input(batch)
+    model.optimize_parameters()
+
+
+def test_ema_saves_the_averaged_generators_and_resumes_them(tmp_path):
+    model = create_model(_train_opt(tmp_path, "--ema_decay", "0.5"))
+    _step(model, tmp_path)
+    _step(model, tmp_path)
+    assert model.weight_average.updates == 2
+    model.save_networks("latest")
+    saved = torch.load(tmp_path / "checkpoints" / "r" / "latest_net_G_A.pth", weights_only=True)
+    raw = model.netG_A.state_dict()
+    averaged = model.weight_average.averages["G_A"]
+    assert all(torch.equal(saved[k], averaged[k]) for k in saved)
+    assert any(not torch.equal(saved[k], raw[k]) for k in saved if raw[k].is_floating_point())
+    assert torch.equal(torch.load(tmp_path / "checkpoints" / "r" / "latest_net_D_A.pth", weights_only=True)
+                       ["model.0.weight"], model.netD_A.state_dict()["model.0.weight"])  # D is not averaged
+    state = model.training_state()
+    other = create_model(_train_opt(tmp_path, "--ema_decay", "0.5", "--seed", "1"))
+    other.setup(other.opt)
+    other.load_training_state(state, "state")
+    assert other.weight_average.updates == 2
+    assert all(torch.equal(other.weight_average.averages["G_B"][k], v)
+               for k, v in model.weight_average.averages["G_B"].items())
+
+
+def test_diff_augment_keeps_shapes_passes_gradients_and_moves_content():
+    torch.manual_seed(0)
+    x = (torch.rand(4, 3, 16, 16) * 2 - 1).requires_grad_(True)
+    y = diff_augment(x, parse_policy("color,translation,cutout"))
+    assert y.shape == x.shape
+    y.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    shifted = translation(torch.arange(16.0).view(1, 1, 1, 16).expand(8, 1, 16, 16))
+    assert any(not torch.equal(shifted[i, 0, 8], torch.arange(16.0)) for i in range(8))
+    holes = cutout(torch.ones(8, 3, 16, 16))
+    assert ((holes == 0).flatten(1).sum(1) == 3 * 8 * 8).all()  # a square of half the side in every image
+    with pytest.raises(I2IError, match="--diff_augment colour,translation: unknown augmentation 'colour'"):
+        parse_policy("colour,translation")
+
+
+def test_cycle_gan_passes_what_its_discriminators_see_through_diff_augment(tmp_path, monkeypatch):
+    model = create_model(_train_opt(tmp_path, "--diff_augment", "translation"))
+    seen = []
+    monkeypatch.setattr("models.base_model.diff_augment", lambda x, policy: seen.append(policy) or x)
+    _step(model, tmp_path)
+    assert seen and all(policy == ["translation"] for policy in seen)
+    assert len(seen) >= 4  # G's two adversarial terms and D_A's, D_B's inputs
+
+
+def test_lr_D_sets_the_discriminators_learning_rate(tmp_path):
+    model = create_model(_train_opt(tmp_path, "--lr_D", "0.0008"))
+    assert model.optimizer_D.param_groups[0]["lr"] == 0.0008 and model.optimizer_G.param_groups[0]["lr"] == 0.0002
+    plain = create_model(_train_opt(tmp_path))
+    assert plain.optimizer_D.param_groups[0]["lr"] == 0.0002
+
+
+def test_the_preset_applies_the_models_recipe_and_typed_options_win(tmp_path):
+    from models.cycle_gan_model import CycleGANModel
+
+    root = unaligned_dataset(tmp_path / "data", count=2, size=32)
+    base = ["--dataroot", str(root), "--gpu_ids", "-1", "--model", "cycle_gan"]
+    plain = TrainOptions().parse(base)
+    assert not plain.residual_output and plain.ema_decay == 0 and plain.diff_augment == "" and plain.lr_D == 0
+    options = TrainOptions()
+    recipe = options.parse([*base, "--preset", "recommended", "--ema_decay", "0.9"])
+    for key, value in CycleGANModel.recommended_options.items():
+        assert getattr(recipe, key) == (0.9 if key == "ema_decay" else value), key
+    assert any(note.startswith("--preset recommended: ") for note in options.notes)
+
+
+def test_a_residual_run_is_rebuilt_by_test_py_and_translate(tmp_path):
+    root = unaligned_dataset(tmp_path / "data", count=2, size=32)
+    args = tiny_args(root, tmp_path) + ["--name", "res", "--netG", "resnet_6blocks", "--residual_output",
+                                        "--n_epochs", "1", "--n_epochs_decay", "0", "--pool_size", "0"]
+    load_script("train").main(args)
+    opt = TestOptions().parse(tiny_args(root, tmp_path, train=False) + ["--name", "res", "--model", "test",
+                                                                        "--model_suffix", "_A"])
+    assert opt.residual_output and opt.netG == "resnet_6blocks"
+    from inference import load_translator
+
+    translator = load_translator(tmp_path / "checkpoints" / "res")
+    assert any(hook.__name__ == "residual_output" for hook in translator.net.net._forward_hooks.values())
