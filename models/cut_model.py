@@ -203,7 +203,7 @@ class CUTModel(BaseModel):
         self.loss_D_real = self.criterionGAN(self.netD(self.real_B), True)
         self.loss_D = (self.loss_D_fake + self.loss_D_real) * 0.5
         if self.criterionGAN.uses_gradient_penalty:
-            self.loss_D = self.loss_D + gradient_penalty(self.netD, self.real_B, fake)
+            self.loss_D = self.loss_D + gradient_penalty(self.netD, self.real_B, fake, scaler=self.grad_scaler)
         return self.loss_D
 
     def compute_G_loss(self) -> torch.Tensor:

@@ -54,6 +54,28 @@ def test_bf16_autocast_step_on_the_cpu_is_finite_and_really_bf16(tmp_path, model
     assert_sane(model)
 
 
+WGANGP = {"cycle_gan": ["--load_size", "32", "--crop_size", "32"],
+          "discogan": ["--load_size", "32", "--crop_size", "32"],
+          "cut": ["--load_size", "32", "--crop_size", "32", "--num_patches", "16", "--netF_nc", "16"]}
+
+
+@pytest.mark.parametrize("model_name", sorted(WGANGP))
+def test_wgangp_with_amp_steps_on_the_cpu(tmp_path, model_name):
+    """The gradient penalty interpolates G's bf16 output with the float32 real batch (issue 17, point 3)."""
+    root = unaligned_dataset(tmp_path / "data", size=32)
+    args = tiny_args(root, tmp_path) + ["--model", model_name, "--seed", "0", "--gan_mode", "wgangp", "--amp",
+                                        *WGANGP[model_name]]
+    opt = TrainOptions().parse(args)
+    model = create_model(opt)
+    data = next(iter(create_dataset(opt)))
+    model.data_dependent_initialize(data)
+    model.setup(opt)
+    model.set_input(data)
+    model.optimize_parameters()
+    assert model.fake_B.dtype == torch.bfloat16
+    assert_sane(model)
+
+
 def test_channels_last_step_keeps_nhwc_weights(tmp_path):
     model, _ = train_step(tmp_path, "cycle_gan", ["--channels_last"])
     conv = next(m for m in model.netG_A.modules() if isinstance(m, nn.Conv2d))
