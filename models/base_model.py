@@ -239,11 +239,15 @@ class BaseModel(CheckpointMixin, ABC):
         return OrderedDict((name, float(value)) for name, value in self.current_loss_tensors().items())
 
     def current_loss_tensors(self) -> OrderedDict[str, torch.Tensor]:
-        """Current losses as detached tensors on the device (no sync)."""
+        """Current losses as detached tensors on this model's device (no sync). A plain number (the reference's
+        CycleGAN sets `self.loss_idt_A = 0`) becomes a tensor there too, so losses stack with each other."""
         losses = OrderedDict()
         for name in self.loss_names:
             value = self._named_attribute(f"loss_{name}", "loss_names")
-            losses[name] = value.detach() if torch.is_tensor(value) else torch.tensor(float(value))
+            if torch.is_tensor(value):
+                losses[name] = value.detach().to(self.device, non_blocking=True)
+            else:
+                losses[name] = torch.tensor(float(value), device=self.device)
         return losses
 
     def _named_attribute(self, attribute: str, listed_in: str):
