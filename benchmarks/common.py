@@ -47,9 +47,10 @@ def sync(device: torch.device) -> None:
 
 
 def amp_dtype_for(device: torch.device) -> torch.dtype:
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        return torch.float16
-    return torch.bfloat16
+    """The dtype `--amp` picks on `device` (bf16 where the hardware has it, else fp16): i2i's own choice."""
+    from util.precision import amp_dtype
+
+    return amp_dtype(True, "auto", device)
 
 
 class ConvPeak:

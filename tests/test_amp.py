@@ -16,7 +16,7 @@ from util.runtime import unwrap
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from tests.helpers import aligned_dataset, tiny_args, unaligned_dataset
-from util import runtime
+from util import precision, runtime
 from util.errors import I2IError
 
 SIZES = {"cycle_gan": ["--load_size", "32", "--crop_size", "32"],
@@ -114,6 +114,22 @@ def test_fp16_on_the_cpu_is_refused_with_the_fix(tmp_path):
         train_step(tmp_path, "cycle_gan", ["--amp", "--amp_dtype", "fp16"])
 
 
+@pytest.mark.parametrize("capability,expected", [((7, 0), torch.float16), ((7, 5), torch.float16),
+                                                 ((8, 0), torch.bfloat16), ((9, 0), torch.bfloat16)])
+def test_amp_auto_picks_bf16_only_where_the_gpu_has_bf16_units(monkeypatch, capability, expected):
+    """V100 (7.0) and T4 (7.5) emulate bf16, which `torch.cuda.is_bf16_supported()` counts by default: there
+    --amp must take fp16 with its gradient scaler, not bf16's slow fallback kernels."""
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "a GPU")
+    cuda = torch.device("cuda", 0)
+    assert precision.amp_dtype(True, "auto", cuda) == expected
+    if expected == torch.float16:
+        with pytest.raises(I2IError, match="no bfloat16 units.*--amp_dtype fp16"):
+            precision.amp_dtype(True, "bf16", cuda)
+
+
 def test_sync_bn_on_the_cpu_is_refused_with_the_fix(tmp_path):
     with pytest.raises(I2IError, match="--sync_bn needs GPUs"):
         train_step(tmp_path, "pix2pix", ["--sync_bn"])
@@ -169,8 +185,8 @@ def test_amp_warns_once_for_a_model_that_never_autocasts(tmp_path):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("dtype", ["fp16", "bf16"])
 def test_amp_step_on_the_gpu(tmp_path, dtype):
-    if dtype == "bf16" and not torch.cuda.is_bf16_supported():
-        pytest.skip("this GPU has no bf16")
+    if dtype == "bf16" and not precision.native_bf16(torch.device("cuda", 0)):
+        pytest.skip("this GPU has no bf16 units")
     model, _ = train_step(tmp_path, "cycle_gan", ["--amp", "--amp_dtype", dtype, "--channels_last"], device="cuda")
     assert (model.grad_scaler is not None) == (dtype == "fp16")
     assert_sane(model)
