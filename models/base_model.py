@@ -87,14 +87,12 @@ class BaseModel(CheckpointMixin, ABC):
     # -- building -------------------------------------------------------------------------------------
 
     def place(self, net: nn.Module) -> nn.Module:
-        """Move a network to this model's device with --sync_bn/--channels_last/--compile applied
-        (and DataParallel over several --gpu_ids, as the reference)."""
+        """Move a network to this model's device with --sync_bn/--channels_last applied, then wrap it in
+        DataParallel over several --gpu_ids (as the reference) or compile it with --compile."""
         opt = self.opt
-        net = runtime.prepare_network(net.to(self.device), self.device, sync_bn=self.isTrain and opt.sync_bn,
-                                      channels_last=opt.channels_last, compile=opt.compile, training=self.isTrain)
-        if len(self.gpu_ids) > 1:
-            net = nn.DataParallel(net, self.gpu_ids)
-        return net
+        return runtime.prepare_network(net.to(self.device), self.device, sync_bn=self.isTrain and opt.sync_bn,
+                                       channels_last=opt.channels_last, compile=opt.compile, training=self.isTrain,
+                                       device_ids=self.gpu_ids)
 
     def generator(self, input_nc: int, output_nc: int) -> nn.Module:
         """The --netG generator with the run's --ngf/--norm/--no_dropout/--init_type, on this model's device."""

@@ -141,6 +141,20 @@ def test_compile_without_a_compiler_says_so(monkeypatch):
         runtime.check_compile_available(torch.device("cpu"))
 
 
+def test_compile_with_several_gpus_in_one_process_is_refused_with_the_fix():
+    """DataParallel's per-GPU copies of a compiled network would run the graph compiled for GPU 0 (issue 17,
+    point 2): one process per GPU (torchrun) compiles each copy itself."""
+    with pytest.raises(I2IError, match="torchrun --nproc_per_node 2 .* --compile"):
+        runtime.prepare_network(nn.Conv2d(3, 4, 3), torch.device("cpu"), compile=True, device_ids=[0, 1])
+
+
+def test_data_parallel_wrapper_is_unwrapped_like_torchs():
+    net = nn.Sequential(nn.Conv2d(3, 4, 3))
+    wrapped = runtime.prepare_network(net, torch.device("cpu"), device_ids=[0, 1])
+    assert isinstance(wrapped, nn.DataParallel) and unwrap(wrapped) is net
+    assert list(unwrap(wrapped).state_dict()) == ["0.weight", "0.bias"]
+
+
 def test_compiled_networks_save_plain_keys():
     net = nn.Sequential(nn.Conv2d(3, 4, 3))
     compiled = torch.compile(net)  # wrapping only: nothing is compiled until it runs
