@@ -18,7 +18,7 @@ from networks.cut_resnet import AntialiasResnetGenerator
 from networks.patch_sample import PatchSampleF, encoder_features
 from networks.resnet import ResnetGenerator
 from options.train_options import TrainOptions
-from tests.helpers import load_script, tiny_args, unaligned_dataset
+from tests.helpers import ReplicatingParallel, load_script, tiny_args, unaligned_dataset
 from util.errors import I2IError
 
 TINY_CUT = ["--model", "cut", "--num_patches", "8", "--netF_nc", "8", "--seed", "0"]
@@ -116,30 +116,16 @@ def test_data_dependent_initialize_builds_F_and_its_optimizer_and_scheduler(tmp_
     assert {id(p) for group in model.optimizer_F.param_groups for p in group["params"]} == f_params
 
 
-class _ReplicatingParallel(torch.nn.DataParallel):
-    """What `nn.DataParallel` over several GPUs does to module state, on the CPU: every call runs on a fresh copy
-    of the wrapped module, so attributes a forward creates (CUT's MLPs) vanish with the copy."""
-
-    def __init__(self, module: torch.nn.Module) -> None:
-        torch.nn.Module.__init__(self)
-        self.module, self.device_ids = module, [0, 1]
-
-    def forward(self, *args, **kwargs):
-        import copy
-
-        return copy.deepcopy(self.module)(*args, **kwargs)
-
-
 def test_F_gets_its_layers_and_optimizer_when_the_networks_run_on_copies(tmp_path, monkeypatch):
     """Under --gpu_ids 0,1 every placed network runs on DataParallel's per-call copies (issue 17, point 1): F must
     be built on itself, not on a copy, or it never has parameters and projects with fresh random layers."""
     from util import runtime
 
-    monkeypatch.setattr(runtime, "prepare_network", lambda net, device, **options: _ReplicatingParallel(net))
+    monkeypatch.setattr(runtime, "prepare_network", lambda net, device, **options: ReplicatingParallel(net))
     opt = cut_options(tmp_path)
     model = create_model(opt)
     model.data_dependent_initialize(next(iter(create_dataset(opt))))
-    assert isinstance(model.netG, _ReplicatingParallel)  # the stand-in is in place
+    assert isinstance(model.netG, ReplicatingParallel)  # the stand-in is in place
     assert n_params(model.netF) > 0 and model.optimizer_F in model.optimizers
     state = model.netF.state_dict()
     model.data_dependent_initialize(next(iter(create_dataset(opt))))
