@@ -52,7 +52,10 @@ class BaseModel(CheckpointMixin, ABC):
         self.image_paths: list[str] = []
         self.metric = 0.0  # what the plateau LR policy watches; train.py sets it each epoch
         # --amp: the dtype `autocast()` uses and, for fp16 training, the gradient scaler `backward`/`step` use
-        runtime.configure_backends(self.device, tf32=not opt.no_tf32, autotune=opt.seed is None)
+        # cuDNN autotuning pays off for one input size; it would search again for every new size (--preprocess
+        # none or scale_width, e.g. test.py on whole images), and --seed asks for reproducible kernels
+        fixed_size = "crop" in getattr(opt, "preprocess", "crop")
+        runtime.configure_backends(self.device, tf32=not opt.no_tf32, autotune=opt.seed is None and fixed_size)
         self.amp_dtype = precision.amp_dtype(opt.amp, opt.amp_dtype, self.device)
         self.grad_scaler = precision.grad_scaler(self.device, self.amp_dtype) if self.isTrain else None
         self._scaler_update_due = False

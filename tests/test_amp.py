@@ -155,6 +155,19 @@ def test_data_parallel_wrapper_is_unwrapped_like_torchs():
     assert list(unwrap(wrapped).state_dict()) == ["0.weight", "0.bias"]
 
 
+@pytest.mark.parametrize("preprocess,seed,expected", [("resize_and_crop", None, True), ("none", None, False),
+                                                      ("scale_width", None, False), ("resize_and_crop", "0", False)])
+def test_cudnn_autotuning_only_for_one_input_size(tmp_path, monkeypatch, preprocess, seed, expected):
+    """cuDNN autotuning searches kernels for every new input size: worth it at a fixed crop, a trap for test.py on
+    whole images of varying sizes (issue 17, point 11)."""
+    calls = []
+    monkeypatch.setattr(runtime, "configure_backends", lambda device, **flags: calls.append(flags))
+    root = unaligned_dataset(tmp_path / "data")
+    args = tiny_args(root / "testA", tmp_path, train=False) + ["--model", "test", "--preprocess", preprocess]
+    create_model(TestOptions().parse(args + (["--seed", seed] if seed else [])))
+    assert calls[-1]["autotune"] is expected
+
+
 def test_compiled_networks_save_plain_keys():
     net = nn.Sequential(nn.Conv2d(3, 4, 3))
     compiled = torch.compile(net)  # wrapping only: nothing is compiled until it runs
