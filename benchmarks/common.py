@@ -36,8 +36,11 @@ VARIANTS = {"fp32": [], "amp": ["--amp"], "channels_last": ["--channels_last"],
 
 
 def device_of(name: str) -> torch.device:
+    """The benchmark's device; `--device cuda` without a usable GPU ends here with one line."""
     if name == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: CUDA is not available here")
+        build = f"built with CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+        raise SystemExit(f"error: --device cuda: no CUDA GPU is usable here (torch {torch.__version__}, {build}); "
+                         "run without --device cuda for the CPU figures.")
     return torch.device(name)
 
 
@@ -47,9 +50,10 @@ def sync(device: torch.device) -> None:
 
 
 def amp_dtype_for(device: torch.device) -> torch.dtype:
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        return torch.float16
-    return torch.bfloat16
+    """The dtype `--amp` picks on `device` (bf16 where the hardware has it, else fp16): i2i's own choice."""
+    from util.precision import amp_dtype
+
+    return amp_dtype(True, "auto", device)
 
 
 class ConvPeak:
@@ -224,9 +228,9 @@ def common_arguments(parser: argparse.ArgumentParser) -> None:
     add("--device", default="cpu", choices=["cpu", "cuda"])
     add("--variants", default=None, help=f"comma-separated subset of {', '.join(VARIANTS)} (default: all the "
         "device supports)")
-    add("--warmup", type=int, default=1, help="untimed calls first")
+    add("--warmup", type=int, default=None, help="untimed calls first (default 1 on the CPU, 5 on GPUs)")
     add("--repeats", type=int, default=3, help="timed repeats (the conv peak is measured between them)")
-    add("--iters", type=int, default=2, help="timed calls per repeat")
+    add("--iters", type=int, default=None, help="timed calls per repeat (default 2 on the CPU, 20 on GPUs)")
     add("--json", default=None, help="write the results here as JSON")
     add("--quick", action="store_true", help="a smoke run: tiny widths and sizes, one repeat")
     add("--profile", action="store_true", help="print torch.profiler's top operators for one call of each config")
@@ -234,7 +238,11 @@ def common_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def prepare_run(args: argparse.Namespace) -> list[str]:
-    """Apply --quick, and return the variants to run (all the device supports unless --variants names some)."""
+    """Apply the device's defaults and --quick, and return the variants to run (all unless --variants names some).
+    GPUs: more calls per repeat (a step takes milliseconds) and a longer warm-up (cuDNN's kernel search)."""
+    gpu = args.device == "cuda"
+    args.warmup = args.warmup if args.warmup is not None else (5 if gpu else 1)
+    args.iters = args.iters if args.iters is not None else (20 if gpu else 2)
     if args.quick:
         args.repeats, args.iters, args.warmup = 1, 1, 0
     return args.variants.split(",") if args.variants else list(VARIANTS)

@@ -3,19 +3,26 @@
     python benchmarks/train_speed.py                        # every config x variant on the CPU; table + JSON
     python benchmarks/train_speed.py --quick                # a smoke run at tiny widths and sizes
     python benchmarks/train_speed.py --configs cycle_gan_128 --variants fp32 --profile
-    python benchmarks/train_speed.py --device cuda --batch_sizes 1,8 --json results/train_gpu.json
+    python benchmarks/train_speed.py --device cuda          # GPUs: the table at batch 1 and 8, then 1 vs all GPUs
 
 Each config x variant runs in its own process on synthetic images (data loading is timed separately, per
 image, through i2i's dataset classes on JPEG files of the config's size). Reported: seconds per iteration
 (median of repeats x iters after warm-up, with the spread), FLOPs per iteration (torch.utils.flop_counter),
 achieved GFLOP/s and its fraction of the convolution peak measured in the same process (benchmarks/common.py),
 peak memory, page faults per iteration, and the reference's figures on the machine it was measured on.
+
+With `--device cuda` the defaults are those docs/scaling.md's GPU tables need, in one command of a few minutes:
+cycle_gan and pix2pix at 256 px, each fp32 / --amp / --channels_last / both, at batch 1 and 8 (20 timed iterations
+per repeat after 5 of warm-up), then train.py under torchrun on 1 GPU and on all of them (benchmarks/scaling.py,
+cycle_gan 256 px); `--no_scaling` skips that part. Results: benchmarks/results/train_speed_gpu.json and
+scaling_gpu.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +40,9 @@ CONFIGS = {
     "pix2pix_unet128_bs4": (["--model", "pix2pix", "--netG", "unet_128", "--load_size", "128", "--crop_size", "128"],
                             4),
 }
+#: --device cuda: the configs of docs/scaling.md's GPU estimates, at these batch sizes
+GPU_CONFIGS = ("cycle_gan_256", "pix2pix_256")
+GPU_BATCH_SIZES = "1,8"
 QUICK = ["--ngf", "8", "--ndf", "8"]
 QUICK_SIZE = {"cycle_gan_128": 64, "cycle_gan_256": 64, "pix2pix_256": 256, "pix2pix_unet128_bs4": 128}
 
@@ -140,10 +150,17 @@ def main() -> None:
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset of: " + ", ".join(CONFIGS))
     parser.add_argument("--batch_sizes", default=None, help="comma-separated batch sizes instead of each config's own")
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads (default: PyTorch's choice)")
+    parser.add_argument("--no_scaling", action="store_true", help="--device cuda: skip the 1-vs-all-GPUs torchrun table")
     args = parser.parse_args()
     if args.child:
         child(args.child, args)
         return
+    common.device_of(args.device)  # --device cuda without a GPU: one line, before any child starts
+    gpu = args.device == "cuda"
+    if gpu and args.configs == ",".join(CONFIGS):
+        args.configs = ",".join(GPU_CONFIGS)
+    if gpu and not args.batch_sizes:
+        args.batch_sizes = GPU_BATCH_SIZES
     variants = common.prepare_run(args)
     jobs = []
     for name in args.configs.split(","):
@@ -158,7 +175,23 @@ def main() -> None:
         ("fraction", "fraction", ".2f"), ("peak GiB", "peak_mem_gib", ".2f"), ("faults/it", "faults_per_iter", ".0f"),
         ("data ms/img", "data_ms_per_img", ".1f"), ("ref s/it", "ref_s_it", ".2f"), ("ref fraction", "ref_fraction",
                                                                                       ".2f"),
-        ("vs ref", "vs_ref", ".2f"), ("target", "target", ".2f")], args.json or "benchmarks/results/train_speed.json")
+        ("vs ref", "vs_ref", ".2f"), ("target", "target", ".2f")],
+        args.json or f"benchmarks/results/train_speed{'_gpu' if gpu else ''}.json")
+    if gpu and not args.no_scaling:
+        scaling_on_gpus(args.quick)
+
+
+def scaling_on_gpus(quick: bool) -> None:
+    """train.py under torchrun on 1 GPU and on every GPU of this machine: benchmarks/scaling.py's table."""
+    count = torch.cuda.device_count()
+    if count < 2:
+        print(f"\ntorchrun 1 vs N GPUs: this machine has {count} GPU; the table needs 2 or more.")
+        return
+    command = [sys.executable, str(Path(__file__).resolve().parent / "scaling.py"), "--device", "cuda",
+               "--nproc", f"1,{count}", *(["--crop_size", "64", "--ngf", "8", "--short", "2", "--long", "4"] if quick
+                                          else ["--crop_size", "256", "--short", "20", "--long", "100"])]
+    print(f"\ntorchrun 1 vs {count} GPUs: {' '.join(command[1:])}", flush=True)
+    subprocess.run(command, check=False)
 
 
 if __name__ == "__main__":

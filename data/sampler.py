@@ -7,7 +7,8 @@
 `random`), so random crops, flips and unaligned partners depend only on (seed, epoch, index):
 
 - the same in the main process and in any DataLoader worker, whichever worker loads the item;
-- untouched by training, and leaving the training RNG untouched (the global state is restored after each item);
+- untouched by training, and leaving the training RNG untouched (the global CPU state is restored after each item,
+  and the GPU generators are never seeded);
 - so a resumed run can skip the batches it already trained on without loading them (`EpochOrder.skip`).
 """
 
@@ -80,10 +81,12 @@ class EpochOrder(torch.utils.data.Sampler):
 
 @contextmanager
 def seeded(seed: int) -> Iterator[None]:
-    """Run the body with torch (CPU), NumPy and Python's `random` seeded by `seed`; restore all three after."""
+    """Run the body with torch's CPU generator, NumPy and Python's `random` seeded by `seed`; restore all three
+    after. GPU generators are neither seeded nor touched (`torch.manual_seed` would reseed every one of them and
+    leave dropout, the gradient penalty's alpha and CUT's patch ids following the last loaded item's seed)."""
     py_state, np_state = random.getstate(), np.random.get_state()
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)
         random.seed(seed)
         np.random.seed(seed % 2**32)
         try:

@@ -98,7 +98,9 @@ def init_distributed(opt: argparse.Namespace) -> Distributed:
         dist.init_process_group(backend, timeout=timeout)
     if global_rank != 0:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (one copy of the progress lines, from rank 0)
-    install_gradient_averaging(bucket_bytes=int(opt.bucket_cap_mb * 2**20))
+    # NCCL: the per-step bookkeeping of the gradient averaging goes through a gloo group, off the GPU's stream
+    host_group = dist.new_group(backend="gloo", timeout=timeout) if backend == "nccl" else None
+    install_gradient_averaging(bucket_bytes=int(opt.bucket_cap_mb * 2**20), host_group=host_group)
     shuffle_seed = opt.seed if opt.seed is not None else broadcast_int(int(torch.randint(0, 2**31, ()).item()))
     logger.info("rank %d of %d (%s)", global_rank, size, backend)
     return Distributed(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank,

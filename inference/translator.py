@@ -23,6 +23,7 @@ from torch import nn
 from util.checkpoint import network_file
 from util.errors import I2IError
 from util.images import tensor2im, to_pil
+from util.runtime import unwrap
 
 from .sizing import SizeAdapter
 from .tiling import translate_tiled
@@ -39,7 +40,10 @@ class InferenceGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.tile > 0 and max(x.shape[-2:]) > self.tile:
-            return torch.cat([translate_tiled(self.net, x[i:i + 1], self.tile, self.overlap, self.stat_passes)
+            # The plain network: tiles go one at a time, and the whole-image statistics gathered on DataParallel's
+            # per-call copies (several --gpu_ids) or through a compiled graph would be lost.
+            net = unwrap(self.net)
+            return torch.cat([translate_tiled(net, x[i:i + 1], self.tile, self.overlap, self.stat_passes)
                               for i in range(x.shape[0])])
         return self.adapter(x)
 

@@ -56,7 +56,10 @@ class BaseModel(CheckpointMixin, ABC):
         self.image_paths: list[str] = []
         self.metric = 0.0  # what the plateau LR policy watches; train.py sets it each epoch
         # --amp: the dtype `autocast()` uses and, for fp16 training, the gradient scaler `backward`/`step` use
-        runtime.configure_backends(self.device, tf32=not opt.no_tf32, autotune=opt.seed is None)
+        # cuDNN autotuning pays off for one input size; it would search again for every new size (--preprocess
+        # none or scale_width, e.g. test.py on whole images), and --seed asks for reproducible kernels
+        fixed_size = "crop" in getattr(opt, "preprocess", "crop")
+        runtime.configure_backends(self.device, tf32=not opt.no_tf32, autotune=opt.seed is None and fixed_size)
         self.amp_dtype = precision.amp_dtype(opt.amp, opt.amp_dtype, self.device)
         self.grad_scaler = precision.grad_scaler(self.device, self.amp_dtype) if self.isTrain else None
         self._scaler_update_due = False
@@ -100,14 +103,12 @@ class BaseModel(CheckpointMixin, ABC):
     # -- building -------------------------------------------------------------------------------------
 
     def place(self, net: nn.Module) -> nn.Module:
-        """Move a network to this model's device with --sync_bn/--channels_last/--compile applied
-        (and DataParallel over several --gpu_ids, as the reference)."""
+        """Move a network to this model's device with --sync_bn/--channels_last applied, then wrap it in
+        DataParallel over several --gpu_ids (as the reference) or compile it with --compile."""
         opt = self.opt
-        net = runtime.prepare_network(net.to(self.device), self.device, sync_bn=self.isTrain and opt.sync_bn,
-                                      channels_last=opt.channels_last, compile=opt.compile, training=self.isTrain)
-        if len(self.gpu_ids) > 1:
-            net = nn.DataParallel(net, self.gpu_ids)
-        return net
+        return runtime.prepare_network(net.to(self.device), self.device, sync_bn=self.isTrain and opt.sync_bn,
+                                       channels_last=opt.channels_last, compile=opt.compile, training=self.isTrain,
+                                       device_ids=self.gpu_ids)
 
     def generator(self, input_nc: int, output_nc: int) -> nn.Module:
         """The --netG generator with the run's --ngf/--norm/--no_dropout/--init_type, on this model's device."""
@@ -257,11 +258,15 @@ class BaseModel(CheckpointMixin, ABC):
         return OrderedDict((name, float(value)) for name, value in self.current_loss_tensors().items())
 
     def current_loss_tensors(self) -> OrderedDict[str, torch.Tensor]:
-        """Current losses as detached tensors on the device (no sync)."""
+        """Current losses as detached tensors on this model's device (no sync). A plain number (the reference's
+        CycleGAN sets `self.loss_idt_A = 0`) becomes a tensor there too, so losses stack with each other."""
         losses = OrderedDict()
         for name in self.loss_names:
             value = self._named_attribute(f"loss_{name}", "loss_names")
-            losses[name] = value.detach() if torch.is_tensor(value) else torch.tensor(float(value))
+            if torch.is_tensor(value):
+                losses[name] = value.detach().to(self.device, non_blocking=True)
+            else:
+                losses[name] = torch.tensor(float(value), device=self.device)
         return losses
 
     def _named_attribute(self, attribute: str, listed_in: str):

@@ -17,7 +17,8 @@ With `--flip_equivariance`, half the iterations flip the input horizontally and 
 features back before PatchNCE, which asks G to commute with flips.
 
 F's MLPs take their widths from G's features, so they exist only after a first forward pass:
-`data_dependent_initialize(first_batch)` (called by train.py) creates them and F's optimizer.
+`data_dependent_initialize(first_batch)` (called by train.py) creates them and F's optimizer. F is never wrapped
+(DataParallel, compile); G's encoder passes for PatchNCE run through `self.encoder`, placed as G is.
 The option names and defaults are CUT's (taesungp/contrastive-unpaired-translation); `--netG resnet_9blocks`
 and `--netD basic` are anti-aliased unless `--no_antialias` / `--no_antialias_up`, so CUT's
 `latest_net_G.pth` files load as they are.
@@ -34,7 +35,8 @@ from torch import nn
 from networks import build_discriminator, get_norm_layer, init_weights, make_residual
 from networks.antialias_patchgan import AntialiasNLayerDiscriminator
 from networks.cut_resnet import AntialiasResnetGenerator
-from networks.patch_sample import PATCH_SAMPLERS, encoder_features
+from networks.patch_sample import PATCH_SAMPLERS, EncoderTaps, encoder_features
+from util import runtime
 from util.errors import I2IError
 from util.option_types import number
 
@@ -137,7 +139,12 @@ class CUTModel(BaseModel):
         if self.nce_idt and opt.input_nc != opt.output_nc:
             raise I2IError(f"--nce_idt needs --input_nc == --output_nc (got {opt.input_nc} and {opt.output_nc}); "
                            "pass --nce_idt False or --CUT_mode FastCUT.")
-        self.netF = self.place(PATCH_SAMPLERS.get(opt.netF)(opt.netF_nc, opt.init_type, opt.init_gain))
+        # F stays a plain module (never DataParallel or compiled): its MLPs are created in data_dependent_initialize,
+        # and a wrapper's per-call copies would create them on a copy and sample other patches on every GPU.
+        self.netF = PATCH_SAMPLERS.get(opt.netF)(opt.netF_nc, opt.init_type, opt.init_gain).to(self.device)
+        # G's encoder for PatchNCE, as a module over G's own layers: compiled / spread over GPUs as G is.
+        self.encoder = runtime.prepare_network(EncoderTaps(self.netG, self.nce_layers), self.device,
+                                               compile=opt.compile, device_ids=self.gpu_ids)
         self.netD = self.place(self._cut_discriminator())
         self.criterionGAN = GANLoss(opt.gan_mode).to(self.device)
         self.criterionNCE = PatchNCELoss(opt.nce_T, opt.nce_includes_all_negatives_from_minibatch)
@@ -215,7 +222,7 @@ class CUTModel(BaseModel):
         self.loss_D_real = self.criterionGAN(self.netD(self.augment_for_D(self.real_B)), True)
         self.loss_D = (self.loss_D_fake + self.loss_D_real) * 0.5
         if self.criterionGAN.uses_gradient_penalty:
-            self.loss_D = self.loss_D + gradient_penalty(self.netD, self.real_B, fake)
+            self.loss_D = self.loss_D + gradient_penalty(self.netD, self.real_B, fake, scaler=self.grad_scaler)
         return self.loss_D
 
     def compute_G_loss(self) -> torch.Tensor:
@@ -237,10 +244,10 @@ class CUTModel(BaseModel):
 
     def calculate_NCE_loss(self, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
         """lambda_NCE times the PatchNCE loss of tgt's patches (queries) against src's (keys), averaged over layers."""
-        feat_q = encoder_features(self.netG, tgt, self.nce_layers)
+        feat_q = self.encoder(tgt)
         if self.flipped_for_equivariance:
             feat_q = [torch.flip(f, [3]) for f in feat_q]
-        feat_k = encoder_features(self.netG, src, self.nce_layers)
+        feat_k = self.encoder(src)
         samples_k, patch_ids = self.netF(feat_k, self.opt.num_patches)
         samples_q, _ = self.netF(feat_q, self.opt.num_patches, patch_ids)
         total = torch.zeros((), device=src.device)

@@ -127,7 +127,7 @@ class CycleGANModel(BaseModel):
                 pred_real, pred_fake = netD(self.augment_for_D(real)), netD(self.augment_for_D(fake))
             loss = 0.5 * (self.criterionGAN(pred_real, True) + self.criterionGAN(pred_fake, False))
             if self.criterionGAN.uses_gradient_penalty:
-                loss = loss + gradient_penalty(netD, real, fake)
+                loss = loss + gradient_penalty(netD, real, fake, scaler=self.grad_scaler)
         self.backward(loss)
         return loss
 

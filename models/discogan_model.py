@@ -79,7 +79,7 @@ class DiscoGANModel(BaseModel):
         fake = fake.detach()
         loss = self.criterionGAN(netD(real), True) + self.criterionGAN(netD(fake), False)
         if self.criterionGAN.uses_gradient_penalty:
-            loss = loss + gradient_penalty(netD, real, fake)
+            loss = loss + gradient_penalty(netD, real, fake, scaler=self.grad_scaler)
         return loss
 
     def generator_loss(self) -> torch.Tensor:

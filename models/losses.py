@@ -127,36 +127,74 @@ def gradient_penalty(
     constant: float = 1.0,
     lambda_gp: float = 10.0,
     eps: float = 1e-16,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> Tensor:
     """WGAN-GP penalty `lambda_gp * mean((||dD(x)/dx||_2 - constant)^2)` (Gulrajani et al. 2017).
 
     `x` is `alpha * real + (1 - alpha) * fake` with one uniform alpha per sample (`kind="mixed"`), or the
-    real or the fake batch itself. The graph is kept (`create_graph=True`) so the penalty backpropagates
-    into D's parameters; the inputs are detached, so nothing flows into G. `eps` sits inside the square
-    root so the penalty's own gradient stays finite where D's gradient is zero.
+    real or the fake batch itself, in float32 whatever precision G's output has under `--amp`. The graph is
+    kept (`create_graph=True`) so the penalty backpropagates into D's parameters; the inputs are detached, so
+    nothing flows into G. `eps` sits inside the square root so the penalty's own gradient stays finite where
+    D's gradient is zero.
+
+    With an fp16 gradient `scaler`, dD/dx is computed as PyTorch's mixed-precision recipe does: the
+    backward pass is seeded with the scaler's factor (small gradients would underflow in fp16 otherwise) and
+    the result divided by it in float32. Where that scaled pass overflows, the penalty's value is 0 and its
+    gradient NaN, so the scaler skips the step and lowers its factor, as it does for any other overflow.
     """
     if kind not in GRADIENT_PENALTY_KINDS:
         raise ValueError(f"gradient_penalty kind must be one of {GRADIENT_PENALTY_KINDS}, got {kind!r}")
     if real.shape != fake.shape:
         raise ValueError(f"gradient_penalty needs real and fake of one shape, got {tuple(real.shape)} and "
                          f"{tuple(fake.shape)}")
-    real, fake = real.detach(), fake.detach()
+    dtype = torch.promote_types(torch.promote_types(real.dtype, fake.dtype), torch.float32)
+    real, fake = real.detach().to(dtype), fake.detach().to(dtype)  # --amp: G's output is bf16/fp16
     if kind == "real":
         inputs = real
     elif kind == "fake":
         inputs = fake
     else:
         alpha_shape = (real.shape[0],) + (1,) * (real.dim() - 1)
-        alpha = torch.rand(alpha_shape, device=real.device, dtype=real.dtype)
+        alpha = torch.rand(alpha_shape, device=real.device, dtype=dtype)
         inputs = torch.lerp(fake, real, alpha)  # alpha * real + (1 - alpha) * fake
     inputs = inputs.clone().requires_grad_(True)
     outputs = netD(inputs)
     outputs = list(outputs) if isinstance(outputs, Sequence) else [outputs]  # multi-scale Ds return a list
-    (grads,) = torch.autograd.grad(
-        outputs=outputs,
-        inputs=inputs,
-        grad_outputs=[torch.ones_like(out) for out in outputs],
-        create_graph=True,
-    )
-    norms = torch.sqrt(grads.flatten(1).pow(2).sum(dim=1) + eps)
-    return ((norms - constant) ** 2).mean() * lambda_gp
+    grads = _input_gradient(outputs, inputs, scaler)
+    norms = torch.sqrt(grads.float().flatten(1).pow(2).sum(dim=1) + eps)
+    penalty = ((norms - constant) ** 2).mean() * lambda_gp
+    if scaler is not None and scaler.is_enabled():
+        penalty = _SkipStepIfNotFinite.apply(penalty)
+    return penalty
+
+
+def _input_gradient(outputs: list[Tensor], inputs: Tensor, scaler: torch.amp.GradScaler | None) -> Tensor:
+    """d(sum of every output element)/d(inputs), with the graph kept; scaled and unscaled with an fp16 scaler."""
+    with torch.autocast(inputs.device.type, enabled=False):  # a backward pass: the forward's dtypes, as recorded
+        if scaler is None or not scaler.is_enabled():
+            (grads,) = torch.autograd.grad(outputs, inputs, [torch.ones_like(out) for out in outputs],
+                                           create_graph=True)
+            return grads
+        # Seed with scale / count (the scale itself, 2^16 and up, is beyond fp16's range as an output gradient),
+        # then multiply by count / scale: the gradient of the plain sum, computed where fp16 keeps its digits.
+        count = sum(out.numel() for out in outputs)
+        scale = scaler.scale(torch.ones((), device=inputs.device))  # a tensor: no host sync
+        seeded = sum(out.float().sum() for out in outputs) * (scale / count)
+        (grads,) = torch.autograd.grad(seeded, inputs, create_graph=True)
+        return grads.float() * (count / scale)
+
+
+class _SkipStepIfNotFinite(torch.autograd.Function):
+    """The penalty where finite; else 0 forward and NaN backward, which makes a gradient scaler skip the step
+    (an overflow of the scaled pass, not a divergence: the logged loss stays finite)."""
+
+    @staticmethod
+    def forward(ctx, penalty: Tensor) -> Tensor:
+        finite = torch.isfinite(penalty)
+        ctx.save_for_backward(finite)
+        return torch.where(finite, penalty, torch.zeros_like(penalty))
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        (finite,) = ctx.saved_tensors
+        return torch.where(finite, grad, torch.full_like(grad, float("nan")))

@@ -25,6 +25,7 @@ from networks import init_weights as _init_weights
 from networks.patchgan import NLayerDiscriminator, PixelDiscriminator
 from networks.resnet import ResnetBlock, ResnetGenerator
 from networks.unet import UnetGenerator, UnetSkipConnectionBlock
+from util import runtime
 
 from .losses import GANLoss, gradient_penalty
 from .schedulers import build_scheduler
@@ -66,7 +67,7 @@ def _place(net: nn.Module, gpu_ids: Sequence[int]) -> nn.Module:
     if not gpu_ids:
         return net
     net = net.to(torch.device(f"cuda:{gpu_ids[0]}"))
-    return nn.DataParallel(net, gpu_ids) if len(gpu_ids) > 1 else net
+    return runtime.DataParallel(net, gpu_ids) if len(gpu_ids) > 1 else net
 
 
 def init_net(

@@ -64,7 +64,7 @@ class Pix2PixModel(BaseModel):
             self.loss_D_real = self.criterionGAN(self.netD(real_AB), True)
             self.loss_D = (self.loss_D_fake + self.loss_D_real) * 0.5
             if self.criterionGAN.uses_gradient_penalty:
-                self.loss_D = self.loss_D + gradient_penalty(self.netD, real_AB, fake_AB)
+                self.loss_D = self.loss_D + gradient_penalty(self.netD, real_AB, fake_AB, scaler=self.grad_scaler)
         self.backward(self.loss_D)
 
     def backward_G(self) -> None:

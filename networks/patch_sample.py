@@ -1,6 +1,7 @@
 """CUT's feature side: a generator's intermediate features, and the head `F` that samples and projects patches.
 
     feats = encoder_features(netG, images, [0, 4, 8, 12, 16])        # one map per listed layer of netG.model
+    taps = EncoderTaps(netG, [0, 4, 8, 12, 16])                        # the same as a module (compiled, DataParallel)
     keys, ids = netF(feats, num_patches=256)                           # random positions, same for the batch
     queries, _ = netF(encoder_features(netG, fakes, layers), 256, ids)  # the same positions in the other image
 
@@ -8,6 +9,8 @@
 - `mlp_sample`: per layer a 2-layer MLP (Linear C->nc, ReLU, Linear nc->nc) on the sampled feature vectors,
   then L2 normalisation (CUT's default). The MLPs are created on the first forward, when the channel
   counts are known, so F has no parameters until then; `load_state_dict` creates them from a checkpoint.
+  F is never wrapped in DataParallel or compiled: a wrapper's per-call copies would create the MLPs on a copy
+  (and draw different patch ids per GPU); it is a small MLP on the sampled patches anyway.
 - `sample`: the sampled feature vectors themselves, L2-normalised (no parameters).
 - `reshape`: each map average-pooled to 4x4 and all 16 cells used as the patches (no parameters).
 State_dict keys of `mlp_sample` are CUT's: `mlp_{i}.0.weight`, `mlp_{i}.0.bias`, `mlp_{i}.2.weight`, `mlp_{i}.2.bias`.
@@ -38,23 +41,36 @@ def encoder_features(generator: nn.Module, x: torch.Tensor, layers: Sequence[int
     Works for any generator whose layers form one `nn.Sequential` named `model` (the ResNet generators,
     plain or anti-aliased); index 0 is the first layer's output (for the ResNets: the padded input).
     """
-    net = unwrap(generator)
-    sequence = getattr(net, "model", None)
-    if not isinstance(sequence, nn.Sequential):
-        raise I2IError(f"--nce_layers needs a generator whose layers form one nn.Sequential `model` (the ResNet "
-                       f"generators); {type(net).__name__} has none. Use --netG resnet_9blocks or resnet_6blocks.")
-    wanted = sorted(set(layers))
-    if not wanted or wanted[0] < 0 or wanted[-1] >= len(sequence):
-        raise I2IError(f"--nce_layers {','.join(map(str, layers))}: indices must lie in 0..{len(sequence) - 1} "
-                       f"for this generator ({type(net).__name__} has {len(sequence)} layers).")
-    feats = []
-    for index, layer in enumerate(sequence):
-        x = layer(x)
-        if index in wanted:
-            feats.append(x)
-        if index == wanted[-1]:
-            break
-    return feats
+    return EncoderTaps(generator, layers)(x)
+
+
+class EncoderTaps(nn.Module):
+    """`encoder_features` as a module over the generator's own layers (the same parameters, no copy), so that it
+    is compiled and spread over GPUs like any network: CUT runs the encoder twice more per step than G itself."""
+
+    def __init__(self, generator: nn.Module, layers: Sequence[int]) -> None:
+        super().__init__()
+        net = unwrap(generator)
+        sequence = getattr(net, "model", None)
+        if not isinstance(sequence, nn.Sequential):
+            raise I2IError(f"--nce_layers needs a generator whose layers form one nn.Sequential `model` (the ResNet "
+                           f"generators); {type(net).__name__} has none. Use --netG resnet_9blocks or resnet_6blocks.")
+        wanted = sorted(set(layers))
+        if not wanted or wanted[0] < 0 or wanted[-1] >= len(sequence):
+            raise I2IError(f"--nce_layers {','.join(map(str, layers))}: indices must lie in 0..{len(sequence) - 1} "
+                           f"for this generator ({type(net).__name__} has {len(sequence)} layers).")
+        self.model = sequence
+        self.layers = wanted
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        feats = []
+        for index, layer in enumerate(self.model):
+            x = layer(x)
+            if index in self.layers:
+                feats.append(x)
+            if index == self.layers[-1]:
+                break
+        return feats
 
 
 def l2_normalize(x: torch.Tensor, dim: int = 1, eps: float = 1e-7) -> torch.Tensor:

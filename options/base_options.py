@@ -116,7 +116,8 @@ class BaseOptions:
         # speed (docs/scaling.md); checkpoints are the same whatever these are
         add("--amp", action="store_true", help="mixed precision: run the networks in --amp_dtype (weights stay fp32)")
         add("--amp_dtype", default="auto", choices=list(precision.AMP_DTYPES),
-            help="auto: bf16 on the CPU and on GPUs that have it, else fp16 (with a gradient scaler)")
+            help="auto: bf16 on the CPU and on GPUs with bf16 units (Ampere and later), else fp16 (with a gradient "
+                 "scaler)")
         add("--channels_last", action="store_true", help="NHWC memory layout for the networks and images")
         add("--compile", action="store_true", help="torch.compile the networks (a C++ compiler on the CPU, Triton "
             "on GPUs); the first steps are slow while it compiles")

@@ -73,13 +73,14 @@ def final_state(model) -> dict[str, dict[str, torch.Tensor]]:
 
 
 def probe_outputs(model) -> dict[str, torch.Tensor]:
-    """Each network's output on a fixed random input of the run's crop size (in eval mode)."""
+    """Each network's output on a fixed random input of the run's crop size (in eval mode), on the CPU."""
     outputs = {}
     size = model.opt.crop_size
     for name in model.model_names:
         net = unwrap(getattr(model, f"net{name}"))
         channels = next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d)).in_channels
-        probe = torch.randn(1, channels, size, size, generator=torch.Generator().manual_seed(1))
+        device = next(net.parameters()).device  # cuda:LOCAL_RANK in an NCCL job
+        probe = torch.randn(1, channels, size, size, generator=torch.Generator().manual_seed(1)).to(device)
         training = net.training
         net.eval()  # no batch-norm statistics updated, no dropout drawn from the training RNG
         with torch.no_grad():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import os
 import subprocess
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,3 +57,15 @@ def run_script(script: str, args: list[str], cwd: Path) -> subprocess.CompletedP
     env = {**os.environ, "PYTHONWARNINGS": "ignore::FutureWarning"}
     return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, capture_output=True, text=True,
                           env=env, timeout=600)
+
+
+class ReplicatingParallel(torch.nn.DataParallel):
+    """What `nn.DataParallel` over several GPUs does to module state, on the CPU: every call runs on a fresh copy
+    of the wrapped module, so whatever a forward creates or accumulates on the module vanishes with the copy."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        torch.nn.Module.__init__(self)
+        self.module, self.device_ids = module, [0, 1]
+
+    def forward(self, *args, **kwargs):
+        return copy.deepcopy(self.module)(*args, **kwargs)

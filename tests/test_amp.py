@@ -16,7 +16,7 @@ from util.runtime import unwrap
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from tests.helpers import aligned_dataset, tiny_args, unaligned_dataset
-from util import runtime
+from util import precision, runtime
 from util.errors import I2IError
 
 SIZES = {"cycle_gan": ["--load_size", "32", "--crop_size", "32"],
@@ -51,6 +51,28 @@ def test_bf16_autocast_step_on_the_cpu_is_finite_and_really_bf16(tmp_path, model
     model, _ = train_step(tmp_path, model_name, ["--amp"])
     assert model.amp_dtype == torch.bfloat16 and model.grad_scaler is None
     assert model.fake_B.dtype == torch.bfloat16  # the networks did run in bf16
+    assert_sane(model)
+
+
+WGANGP = {"cycle_gan": ["--load_size", "32", "--crop_size", "32"],
+          "discogan": ["--load_size", "32", "--crop_size", "32"],
+          "cut": ["--load_size", "32", "--crop_size", "32", "--num_patches", "16", "--netF_nc", "16"]}
+
+
+@pytest.mark.parametrize("model_name", sorted(WGANGP))
+def test_wgangp_with_amp_steps_on_the_cpu(tmp_path, model_name):
+    """The gradient penalty interpolates G's bf16 output with the float32 real batch (issue 17, point 3)."""
+    root = unaligned_dataset(tmp_path / "data", size=32)
+    args = tiny_args(root, tmp_path) + ["--model", model_name, "--seed", "0", "--gan_mode", "wgangp", "--amp",
+                                        *WGANGP[model_name]]
+    opt = TrainOptions().parse(args)
+    model = create_model(opt)
+    data = next(iter(create_dataset(opt)))
+    model.data_dependent_initialize(data)
+    model.setup(opt)
+    model.set_input(data)
+    model.optimize_parameters()
+    assert model.fake_B.dtype == torch.bfloat16
     assert_sane(model)
 
 
@@ -92,6 +114,22 @@ def test_fp16_on_the_cpu_is_refused_with_the_fix(tmp_path):
         train_step(tmp_path, "cycle_gan", ["--amp", "--amp_dtype", "fp16"])
 
 
+@pytest.mark.parametrize("capability,expected", [((7, 0), torch.float16), ((7, 5), torch.float16),
+                                                 ((8, 0), torch.bfloat16), ((9, 0), torch.bfloat16)])
+def test_amp_auto_picks_bf16_only_where_the_gpu_has_bf16_units(monkeypatch, capability, expected):
+    """V100 (7.0) and T4 (7.5) emulate bf16, which `torch.cuda.is_bf16_supported()` counts by default: there
+    --amp must take fp16 with its gradient scaler, not bf16's slow fallback kernels."""
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "a GPU")
+    cuda = torch.device("cuda", 0)
+    assert precision.amp_dtype(True, "auto", cuda) == expected
+    if expected == torch.float16:
+        with pytest.raises(I2IError, match="no bfloat16 units.*--amp_dtype fp16"):
+            precision.amp_dtype(True, "bf16", cuda)
+
+
 def test_sync_bn_on_the_cpu_is_refused_with_the_fix(tmp_path):
     with pytest.raises(I2IError, match="--sync_bn needs GPUs"):
         train_step(tmp_path, "pix2pix", ["--sync_bn"])
@@ -101,6 +139,33 @@ def test_compile_without_a_compiler_says_so(monkeypatch):
     monkeypatch.setattr(runtime.shutil, "which", lambda name: None)
     with pytest.raises(I2IError, match="C\\+\\+ compiler"):
         runtime.check_compile_available(torch.device("cpu"))
+
+
+def test_compile_with_several_gpus_in_one_process_is_refused_with_the_fix():
+    """DataParallel's per-GPU copies of a compiled network would run the graph compiled for GPU 0 (issue 17,
+    point 2): one process per GPU (torchrun) compiles each copy itself."""
+    with pytest.raises(I2IError, match="torchrun --nproc_per_node 2 .* --compile"):
+        runtime.prepare_network(nn.Conv2d(3, 4, 3), torch.device("cpu"), compile=True, device_ids=[0, 1])
+
+
+def test_data_parallel_wrapper_is_unwrapped_like_torchs():
+    net = nn.Sequential(nn.Conv2d(3, 4, 3))
+    wrapped = runtime.prepare_network(net, torch.device("cpu"), device_ids=[0, 1])
+    assert isinstance(wrapped, nn.DataParallel) and unwrap(wrapped) is net
+    assert list(unwrap(wrapped).state_dict()) == ["0.weight", "0.bias"]
+
+
+@pytest.mark.parametrize("preprocess,seed,expected", [("resize_and_crop", None, True), ("none", None, False),
+                                                      ("scale_width", None, False), ("resize_and_crop", "0", False)])
+def test_cudnn_autotuning_only_for_one_input_size(tmp_path, monkeypatch, preprocess, seed, expected):
+    """cuDNN autotuning searches kernels for every new input size: worth it at a fixed crop, a trap for test.py on
+    whole images of varying sizes (issue 17, point 11)."""
+    calls = []
+    monkeypatch.setattr(runtime, "configure_backends", lambda device, **flags: calls.append(flags))
+    root = unaligned_dataset(tmp_path / "data")
+    args = tiny_args(root / "testA", tmp_path, train=False) + ["--model", "test", "--preprocess", preprocess]
+    create_model(TestOptions().parse(args + (["--seed", seed] if seed else [])))
+    assert calls[-1]["autotune"] is expected
 
 
 def test_compiled_networks_save_plain_keys():
@@ -147,8 +212,8 @@ def test_amp_warns_once_for_a_model_that_never_autocasts(tmp_path):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("dtype", ["fp16", "bf16"])
 def test_amp_step_on_the_gpu(tmp_path, dtype):
-    if dtype == "bf16" and not torch.cuda.is_bf16_supported():
-        pytest.skip("this GPU has no bf16")
+    if dtype == "bf16" and not precision.native_bf16(torch.device("cuda", 0)):
+        pytest.skip("this GPU has no bf16 units")
     model, _ = train_step(tmp_path, "cycle_gan", ["--amp", "--amp_dtype", dtype, "--channels_last"], device="cuda")
     assert (model.grad_scaler is not None) == (dtype == "fp16")
     assert_sane(model)

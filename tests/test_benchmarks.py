@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from tests.helpers import ROOT
 
@@ -61,3 +62,22 @@ def test_infer_speed_times_the_onnxruntime_backend_too(tmp_path):
                   "0", "--onnxruntime", tmp_path=tmp_path)
     assert [r["variant"] for r in data["results"]] == ["fp32", "onnxruntime"]
     assert all(r["img_per_s"] > 0 and r["gflop_per_img"] > 0 for r in data["results"])  # FLOPs: the torch network's
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+@pytest.mark.parametrize("script", ["train_speed.py", "scaling.py"])
+def test_device_cuda_without_a_gpu_is_one_clear_line(script):
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--device", "cuda"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --device cuda: no CUDA GPU is usable here"), result.stderr
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_train_speed_on_a_gpu_prints_the_table_and_json(tmp_path):
+    stdout, data = run("train_speed.py", "--device", "cuda", "--configs", "pix2pix_256", "--variants", "fp32,amp",
+                       "--no_scaling", tmp_path=tmp_path)
+    assert [(r["variant"], r["batch"]) for r in data["results"]] == [("fp32", 1), ("amp", 1), ("fp32", 8), ("amp", 8)]
+    assert all(r["device"] == "cuda" and r["median_s"] > 0 and r["peak_mem_gib"] > 0 for r in data["results"])

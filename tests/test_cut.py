@@ -18,7 +18,7 @@ from networks.cut_resnet import AntialiasResnetGenerator
 from networks.patch_sample import PatchSampleF, encoder_features
 from networks.resnet import ResnetGenerator
 from options.train_options import TrainOptions
-from tests.helpers import load_script, tiny_args, unaligned_dataset
+from tests.helpers import ReplicatingParallel, load_script, tiny_args, unaligned_dataset
 from util.errors import I2IError
 
 TINY_CUT = ["--model", "cut", "--num_patches", "8", "--netF_nc", "8", "--seed", "0"]
@@ -116,11 +116,36 @@ def test_data_dependent_initialize_builds_F_and_its_optimizer_and_scheduler(tmp_
     assert {id(p) for group in model.optimizer_F.param_groups for p in group["params"]} == f_params
 
 
+def test_F_gets_its_layers_and_optimizer_when_the_networks_run_on_copies(tmp_path, monkeypatch):
+    """Under --gpu_ids 0,1 every placed network runs on DataParallel's per-call copies (issue 17, point 1): F must
+    be built on itself, not on a copy, or it never has parameters and projects with fresh random layers."""
+    from util import runtime
+
+    monkeypatch.setattr(runtime, "prepare_network", lambda net, device, **options: ReplicatingParallel(net))
+    opt = cut_options(tmp_path)
+    model = create_model(opt)
+    model.data_dependent_initialize(next(iter(create_dataset(opt))))
+    assert isinstance(model.netG, ReplicatingParallel)  # the stand-in is in place
+    assert n_params(model.netF) > 0 and model.optimizer_F in model.optimizers
+    state = model.netF.state_dict()
+    model.data_dependent_initialize(next(iter(create_dataset(opt))))
+    assert all(torch.equal(state[k], v) for k, v in model.netF.state_dict().items())  # built once, kept
+
+
+def test_compile_covers_the_encoder_passes_of_patchnce(tmp_path, monkeypatch):
+    """--compile: G's encoder runs twice more per step for PatchNCE; it goes through torch.compile as G does."""
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda net, **kw: compiled.append(type(net).__name__) or net)
+    monkeypatch.setattr("util.runtime.check_compile_available", lambda device: None)
+    opt = cut_options(tmp_path, "--compile")
+    create_model(opt)
+    assert "EncoderTaps" in compiled and "PatchSampleF" not in compiled
+
+
 def test_nce_layers_out_of_range_is_a_clear_error(tmp_path):
     opt = cut_options(tmp_path, "--nce_layers", "0,4,99")
-    model = create_model(opt)
     with pytest.raises(I2IError, match="--nce_layers 0,4,99"):
-        model.data_dependent_initialize(next(iter(create_dataset(opt))))
+        create_model(opt)  # at set-up, before any data is loaded
 
 
 # ---------------------------------------------------------------- presets

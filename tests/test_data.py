@@ -307,6 +307,30 @@ class _Numbers(torch.utils.data.Dataset):
         return {"i": i}
 
 
+class _RandomDraws(torch.utils.data.Dataset):
+    def __len__(self):
+        return 10
+
+    def __getitem__(self, i):
+        return torch.rand(3)
+
+
+def test_loading_an_item_leaves_the_gpu_generators_alone(monkeypatch):
+    """Items are drawn under their own seed; the training's generators come back untouched, the GPU ones included
+    (`torch.manual_seed` reseeds every CUDA generator: a stand-in records what it would set)."""
+    from data.sampler import SeededItems
+
+    gpu_generator = {"seed": "the training's"}
+    monkeypatch.setattr(torch.cuda, "_is_in_bad_fork", lambda: False)
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: gpu_generator.update(seed=seed))
+    cpu_state = torch.get_rng_state()
+    items = SeededItems(_RandomDraws())
+    first, again, other = items[(1234, 3)], items[(1234, 3)], items[(99, 3)]
+    assert torch.equal(first, again) and not torch.equal(first, other)  # the item seed decides the draws
+    assert torch.equal(torch.get_rng_state(), cpu_state)
+    assert gpu_generator == {"seed": "the training's"}
+
+
 def test_loader_len_and_iteration_cap(tmp_path):
     loader = DatasetLoader(make_opt(tmp_path, max_dataset_size=3, batch_size=2, serial_batches=True), _Numbers())
     assert len(loader) == 3

@@ -322,3 +322,45 @@ def test_two_gpu_processes_with_nccl_end_identical(tmp_path):
     r0, r1 = (torch.load(tmp_path / "gpu" / f"weights_rank{r}.pt", weights_only=True) for r in (0, 1))
     for key in r0["weights"]:
         assert torch.equal(r0["weights"][key], r1["weights"][key]), key
+    for name in r0["outputs"]:
+        assert torch.equal(r0["outputs"][name], r1["outputs"][name]), name
+        assert not torch.equal(r0["outputs"][name], r0["initial_outputs"][name]), f"{name} did not train"
+
+
+def _sync_free_worker(rank: int, init_file: str, results: str) -> None:
+    """One of two NCCL processes: gradient averaging of a step, with CUDA's sync debug mode raising on any host
+    synchronisation (a device-to-host read would stall the CPU until the backward pass ends, every step)."""
+    import torch.distributed as dist
+
+    from util import collectives
+
+    torch.cuda.set_device(rank)
+    dist.init_process_group("nccl", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    collectives.install_gradient_averaging(host_group=dist.new_group(backend="gloo"))
+    net = torch.nn.Linear(4, 2).cuda()
+    unused = torch.nn.Parameter(torch.zeros(3, device="cuda"))
+    optimizer = torch.optim.SGD([*net.parameters(), unused], lr=0.1)
+    for step in range(2):  # the first step also broadcasts rank 0's weights
+        optimizer.zero_grad(set_to_none=True)
+        net(torch.full((1, 4), float(rank + 1), device="cuda")).sum().backward()
+        if step == 1:
+            torch.cuda.set_sync_debug_mode("error")
+        try:
+            collectives.sync_optimizer(optimizer)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        optimizer.step()
+    torch.save({"grad": net.weight.grad.cpu(), "unused": unused.grad}, f"{results}/{rank}.pt")
+    collectives.uninstall_gradient_averaging()
+    dist.destroy_process_group()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs")
+def test_gradient_averaging_on_gpus_never_waits_for_the_device(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_sync_free_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2)
+    r0, r1 = (torch.load(tmp_path / f"{r}.pt", weights_only=True) for r in (0, 1))
+    assert torch.equal(r0["grad"], r1["grad"]) and torch.allclose(r0["grad"], torch.full((2, 4), 1.5))
+    assert r0["unused"] is None and r1["unused"] is None

@@ -59,6 +59,20 @@ def test_tiles_use_whole_image_statistics():
     assert all(isinstance(m, nn.InstanceNorm2d) for m in (net[1], net[4]))  # the swap is undone
 
 
+def test_tiles_of_a_data_parallel_network_keep_their_statistics():
+    """test.py --tile with several --gpu_ids: the network is DataParallel, whose per-call copies would collect the
+    whole-image statistics and drop them (issue 17, point 9); tiles run on the plain network."""
+    from tests.helpers import ReplicatingParallel
+
+    net = _small_field_net()
+    x = torch.rand(1, 3, 100, 140) * 2 - 1
+    x[..., :50, :] += 0.5
+    with torch.no_grad():
+        whole = net(x)
+        tiled = InferenceGenerator(ReplicatingParallel(net), tile=48, overlap=16)(x)
+    assert (tiled - whole).abs().max() < 1e-5
+
+
 def test_one_tile_equals_the_whole_image_for_a_resnet():
     net = build_generator("resnet_6blocks", 3, 3, 8, norm="instance").eval()
     x = torch.rand(1, 3, 50, 70) * 2 - 1

@@ -192,3 +192,60 @@ def test_gradient_penalty_rejects_bad_arguments():
         gradient_penalty(LinearD([1.0, 1.0]), batch([[1.0, 1.0]]), batch([[1.0, 1.0]]), kind="both")
     with pytest.raises(ValueError, match="shape"):
         gradient_penalty(LinearD([1.0, 1.0]), batch([[1.0, 1.0]]), batch([[1.0, 1.0], [0.0, 0.0]]))
+
+
+def test_gradient_penalty_mixes_a_half_precision_fake_with_a_float32_real():
+    """Under --amp G's output is bf16/fp16 while the real batch stays float32: the interpolation is float32."""
+    netD = LinearD([3.0, 4.0])
+    real, fake = batch([[1.0, 2.0], [0.0, -1.0]]), batch([[5.0, 5.0], [-2.0, 1.0]]).to(torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        penalty = gradient_penalty(netD, real, fake)
+    assert penalty.dtype == torch.float32
+    assert penalty.item() == pytest.approx(160.0, rel=0.02)  # ||w|| = 5 in bf16 arithmetic
+
+
+def test_gradient_penalty_with_a_scaler_unscales_what_it_scaled():
+    netD = LinearD([3.0, 4.0])
+    real, fake = batch([[1.0, 2.0], [0.0, -1.0]]), batch([[5.0, 5.0], [-2.0, 1.0]])
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**16)
+    penalty = gradient_penalty(netD, real, fake, scaler=scaler)
+    assert penalty.item() == pytest.approx(160.0, rel=1e-6)
+    penalty.backward()
+    assert torch.allclose(netD.linear.weight.grad, torch.tensor([[48.0, 64.0]]))
+
+
+def tiny_gradient_d() -> nn.Module:
+    """D(x) = 1e-4 * 1e-4 * x: dD/dx = 1e-8, below fp16's smallest number (6e-8)."""
+    netD = nn.Sequential(nn.Conv2d(1, 1, 1, bias=False), nn.Conv2d(1, 1, 1, bias=False))
+    with torch.no_grad():
+        for conv in netD:
+            conv.weight.fill_(1e-4)
+    return netD
+
+
+def test_gradient_penalty_under_fp16_is_scaled_so_small_gradients_survive():
+    """PyTorch's recipe for gradient penalties under fp16: the backward pass runs scaled, the result is unscaled."""
+    real, fake = torch.ones(2, 1, 1, 1), torch.zeros(2, 1, 1, 1)
+    results = {}
+    for name, scaler in (("plain", None), ("scaled", torch.amp.GradScaler("cpu"))):
+        with torch.autocast("cpu", dtype=torch.float16):
+            results[name] = gradient_penalty(tiny_gradient_d(), real, fake, constant=0.0, eps=0.0, scaler=scaler)
+    assert results["plain"].item() == 0.0  # ||dD/dx|| = 1e-8 underflowed to 0 in fp16
+    assert results["scaled"].item() == pytest.approx(10.0 * 1e-16, rel=0.01)
+
+
+def test_gradient_penalty_overflowing_its_scaled_pass_makes_the_scaler_skip_the_step():
+    """An overflow is the scaler's business (it skips the step and lowers its factor), not a divergence: the
+    penalty's value stays finite (0) and its gradient is NaN, which GradScaler.step treats as an overflow."""
+    netD = tiny_gradient_d()
+    optimizer = torch.optim.SGD(netD.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**40)
+    with torch.autocast("cpu", dtype=torch.float16):
+        penalty = gradient_penalty(netD, torch.ones(2, 1, 1, 1), torch.zeros(2, 1, 1, 1), scaler=scaler)
+    assert penalty.item() == 0.0
+    scaler.scale(penalty).backward()
+    before = [p.detach().clone() for p in netD.parameters()]
+    scaler.step(optimizer)
+    scaler.update()
+    assert all(torch.equal(a, b) for a, b in zip(before, netD.parameters()))  # skipped
+    assert scaler.get_scale() < 2.0**40

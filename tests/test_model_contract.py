@@ -155,3 +155,22 @@ def test_test_only_model_loads_its_checkpoints_and_translates(name, tmp_path, da
     loaded.set_input(batch)
     loaded.test()
     assert_visuals(loaded)
+
+
+def test_plain_number_losses_join_the_others_on_the_models_device(tmp_path):
+    """The reference's CycleGAN sets `self.loss_idt_A = 0`: on a GPU that number must not stay a CPU tensor beside
+    the CUDA losses the divergence check stacks (a device mismatch, shown here with PyTorch's `meta` device)."""
+    from engine.divergence import DivergenceGuard
+    from options.train_options import TrainOptions
+    from tests.helpers import tiny_args, unaligned_dataset
+
+    opt = TrainOptions().parse(tiny_args(unaligned_dataset(tmp_path / "data"), tmp_path))
+    model = create_model(opt)
+    model.device = torch.device("meta")  # stands in for cuda:0
+    model.loss_names = ["idt_A", "G_A", "D_A"]
+    model.loss_idt_A, model.loss_D_A = 0, 0.5
+    model.loss_G_A = torch.zeros((), device="meta", requires_grad=True) * 2
+    losses = model.current_loss_tensors()
+    assert {value.device.type for value in losses.values()} == {"meta"}
+    assert not any(value.requires_grad for value in losses.values())
+    DivergenceGuard().watch(losses, total_iters=1)  # stacks them: raised on a device mismatch

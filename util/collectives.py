@@ -171,6 +171,7 @@ def broadcast_modules(modules: Iterable[nn.Module]) -> None:
 class _AveragingState:
     def __init__(self) -> None:
         self.handle: torch.utils.hooks.RemovableHandle | None = None
+        self.host_group: Any = None  # NCCL jobs: a gloo group for bookkeeping that must not wait for the GPU
         self.bucket_bytes = int(DEFAULT_BUCKET_MB * 2**20)
         self.presynced: set[int] = set()  # optimizers whose gradients are averaged already for this step
         self.seen: set[int] = set()  # optimizers whose parameters were broadcast at their first step
@@ -187,9 +188,14 @@ def average_gradients(params: list[torch.Tensor], bucket_bytes: int | None = Non
     if not is_distributed() or not params:
         return
     bucket_bytes = bucket_bytes or _STATE.bucket_bytes
-    present = torch.tensor([p.grad is not None for p in params], dtype=torch.int32, device=_collective_device())
+    # Which parameters have a gradient on some rank (the same model code can still leave one unused on one rank
+    # only), counted on the host: through a GPU tensor, reading the count back would wait for the backward pass
+    # to finish at every step, so nothing could be queued behind it.
+    host = _STATE.host_group if dist.get_backend() == "nccl" else None
+    device = torch.device("cpu") if host is not None else _collective_device()
+    present = torch.tensor([p.grad is not None for p in params], dtype=torch.int32, device=device)
     with _collective("averaging gradients"):
-        dist.all_reduce(present)  # the same model code can still leave a parameter unused on one rank only
+        dist.all_reduce(present, group=host)
     grads = []
     for p, count in zip(params, present.tolist()):
         if count == 0:
@@ -235,10 +241,13 @@ def _before_step(optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) ->
     average_gradients(optimizer_params(optimizer))
 
 
-def install_gradient_averaging(bucket_bytes: int | None = None) -> None:
-    """Average gradients over all ranks inside every optimizer's `step()` in this process (idempotent)."""
+def install_gradient_averaging(bucket_bytes: int | None = None, host_group: Any = None) -> None:
+    """Average gradients over all ranks inside every optimizer's `step()` in this process (idempotent).
+    `host_group`: a gloo group of the same processes, for an NCCL job's bookkeeping (see `average_gradients`)."""
     if bucket_bytes:
         _STATE.bucket_bytes = bucket_bytes
+    if host_group is not None:
+        _STATE.host_group = host_group
     if _STATE.handle is None:
         _STATE.handle = register_optimizer_step_pre_hook(_before_step)
 
@@ -247,5 +256,6 @@ def uninstall_gradient_averaging() -> None:
     if _STATE.handle is not None:
         _STATE.handle.remove()
         _STATE.handle = None
+    _STATE.host_group = None
     _STATE.presynced.clear()
     _STATE.seen.clear()

@@ -4,7 +4,8 @@ Weights, optimizer state and checkpoints stay float32 in every mode; only the ne
 computed in bf16 or fp16, so a checkpoint trained with `--amp` loads and runs without it.
 
 - bf16 keeps float32's exponent range: no loss scaling needed. The CPU's choice (autocast on the CPU is bf16).
-- fp16 needs a gradient scaler (small gradients underflow otherwise): GPUs without bf16 (before Ampere).
+- fp16 needs a gradient scaler (small gradients underflow otherwise): GPUs without bf16 units (before Ampere:
+  V100, T4, ...), where bf16 would only be emulated.
 """
 
 from __future__ import annotations
@@ -25,14 +26,24 @@ def amp_dtype(enabled: bool, choice: str, device: torch.device) -> torch.dtype |
         return None
     if device.type == "cuda":
         if choice == "auto":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        if choice == "bf16" and not torch.cuda.is_bf16_supported():
-            raise I2IError(f"--amp_dtype bf16: {torch.cuda.get_device_name(device)} has no bfloat16; "
-                           "use --amp_dtype fp16 (or auto).")
+            return torch.bfloat16 if native_bf16(device) else torch.float16
+        if choice == "bf16" and not native_bf16(device):
+            major, minor = torch.cuda.get_device_capability(device)
+            raise I2IError(f"--amp_dtype bf16: {torch.cuda.get_device_name(device)} (compute capability "
+                           f"{major}.{minor}) has no bfloat16 units, only slow emulation; use --amp_dtype fp16 "
+                           "(or auto).")
         return _DTYPES[choice]
     if choice == "fp16":
         raise I2IError("--amp_dtype fp16 is for GPUs; on the CPU use --amp_dtype bf16 (or auto), or drop --amp.")
     return torch.bfloat16
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether the GPU computes in bfloat16 itself: NVIDIA from Ampere (compute capability 8.0) on, and ROCm GPUs.
+    (`torch.cuda.is_bf16_supported()` also counts emulation, which runs bf16 on V100/T4 through slow kernels.)"""
+    if torch.version.hip:
+        return True
+    return torch.cuda.get_device_capability(device) >= (8, 0)
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:

@@ -1,9 +1,10 @@
 """Fast paths for the device: backend flags, network layout and compilation, optimizer kernels.
 
 Each is chosen by an option and measured by `benchmarks/` (figures in docs/scaling.md):
-- TF32 matmuls/convolutions on GPUs that have them (`--no_tf32` keeps full fp32); cuDNN autotuning unless
-  `--seed` asks for reproducibility;
+- TF32 matmuls/convolutions on GPUs that have them (`--no_tf32` keeps full fp32); cuDNN autotuning where the
+  input size is fixed (a `--preprocess` that crops) unless `--seed` asks for reproducibility;
 - `--channels_last`: NHWC weights and images (convolutions run in that layout without reordering);
+- several `--gpu_ids` in one process: `DataParallel` (the reference's way), keeping the caller's autocast dtype;
 - `--compile`: `torch.compile` of each network, checked up front so a missing compiler is one clear message;
 - `--sync_bn`: batch norm statistics over all processes of a torchrun job (GPUs only);
 - Adam's fused kernel (one pass over the parameters, not one element-wise op per tensor) where this build
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -35,18 +38,56 @@ def configure_backends(device: torch.device, *, tf32: bool = True, autotune: boo
 
 
 def prepare_network(net: nn.Module, device: torch.device, *, sync_bn: bool = False, channels_last: bool = False,
-                    compile: bool = False, training: bool = True) -> nn.Module:
-    """Apply --sync_bn, --channels_last and --compile to a network already on `device` (in that order)."""
+                    compile: bool = False, training: bool = True, device_ids: Sequence[int] = ()) -> nn.Module:
+    """Apply --sync_bn and --channels_last to a network already on `device`, then wrap it: in `DataParallel` over
+    several `device_ids` (one process driving several GPUs), else in torch.compile with --compile.
+
+    The two do not combine: DataParallel copies a module for each GPU at every call, and a copy of a compiled
+    module still calls the graph compiled for the first GPU's weights (its `forward` is bound to the original).
+    Compiling the DataParallel wrapper instead compiles nothing of the replicas, which run in worker threads."""
     if sync_bn:
         net = convert_sync_batchnorm(net, device)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
+    if len(device_ids) > 1:
+        if compile:
+            raise I2IError(f"--compile does not combine with --gpu_ids {','.join(map(str, device_ids))} in one process "
+                           "(nn.DataParallel's per-GPU copies would run the graph compiled for the first GPU); run one "
+                           f"process per GPU instead: torchrun --nproc_per_node {len(device_ids)} ... --compile "
+                           "(faster too), or drop --compile.")
+        return DataParallel(net, list(device_ids))
     if compile:
         check_compile_available(device)
         if not training:
             freeze_weights_when_compiling()
         net = torch.compile(net)
     return net
+
+
+class DataParallel(nn.DataParallel):
+    """`nn.DataParallel` whose per-GPU copies compute in the caller's autocast dtype.
+
+    DataParallel runs each copy in a worker thread that re-enters autocast with the caller's on/off state only;
+    the dtype is per thread and defaults to fp16 on CUDA, so under bf16 `--amp` the copies would compute in fp16
+    with no gradient scaler. State_dict keys and `util.runtime.unwrap` are those of `nn.DataParallel`."""
+
+    def parallel_apply(self, replicas: Sequence[nn.Module], inputs: Sequence[Any], kwargs: Any) -> list[Any]:
+        device_type = self.src_device_obj.type
+        if torch.is_autocast_enabled(device_type):
+            dtype = torch.get_autocast_dtype(device_type)
+            replicas = [_InAutocast(replica, device_type, dtype) for replica in replicas]
+        return super().parallel_apply(replicas, inputs, kwargs)
+
+
+class _InAutocast:
+    """Calls a module inside autocast of a given device type and dtype (in whichever thread calls it)."""
+
+    def __init__(self, module: nn.Module, device_type: str, dtype: torch.dtype) -> None:
+        self.module, self.device_type, self.dtype = module, device_type, dtype
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        with torch.autocast(self.device_type, dtype=self.dtype):
+            return self.module(*args, **kwargs)
 
 
 def freeze_weights_when_compiling() -> None:
