@@ -87,11 +87,6 @@ def file_batches(rows: list[tuple[Path, ...]], batch_size: int) -> tuple[Iterato
     return iter(loader), len(loader)
 
 
-def stack_or_none(images: list[torch.Tensor]) -> torch.Tensor | None:
-    """One tensor if every image has the same shape, else None."""
-    return torch.stack(images) if all(i.shape == images[0].shape for i in images) else None
-
-
 def paired_rows(folder_a: Path, folder_b: Path) -> list[tuple[Path, Path]]:
     """(a, b) files with the same stem in both folders; an error lists what is missing."""
     a = {p.stem: p for p in list_images(folder_a)}

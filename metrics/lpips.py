@@ -23,14 +23,14 @@ _SLICE_OF_LAYER = {0: 1, 3: 2, 6: 3, 8: 4, 10: 5}
 
 
 def backbone_state(alexnet_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """torchvision AlexNet keys (`features.3.weight`) -> the lpips module's keys (`net.slice2.3.weight`)."""
+    """torchvision AlexNet keys (`features.3.weight`) -> the lpips backbone's keys (`slice2.3.weight`)."""
     out = {}
     for index, slice_number in _SLICE_OF_LAYER.items():
         for kind in ("weight", "bias"):
             key = f"features.{index}.{kind}"
             if key not in alexnet_state:
                 raise KeyError(key)
-            out[f"net.slice{slice_number}.{index}.{kind}"] = alexnet_state[key]
+            out[f"slice{slice_number}.{index}.{kind}"] = alexnet_state[key]
     return out
 
 
@@ -46,9 +46,10 @@ def load_lpips(weights: str | os.PathLike | None = None, *, download: bool = Fal
     with warnings.catch_warnings():  # lpips passes torchvision's deprecated `pretrained=` argument
         warnings.simplefilter("ignore")
         net = lpips.LPIPS(net="alex", pretrained=True, pnet_rand=True, verbose=False)
-    try:
-        net.load_state_dict(backbone_state(load_state_dict(path)), strict=False)
+    try:  # strict: every backbone weight comes from the file, with its shape, or loading fails
+        net.net.load_state_dict(backbone_state(load_state_dict(path)), strict=True)
     except (KeyError, RuntimeError) as exc:
-        raise I2IError(f"{path} is not torchvision's AlexNet weights file ({ALEXNET.filename}): {exc}. "
+        raise I2IError(f"{path} is not torchvision's AlexNet weights file ({ALEXNET.filename}): "
+                       f"{' '.join(str(exc).split())[:300]}. "
                        f"Fetch {ALEXNET.url}.") from None
     return net.to(device).eval().requires_grad_(False)

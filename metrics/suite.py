@@ -1,7 +1,8 @@
 """Run a chosen set of metrics over image batches, folders or model outputs, in bounded memory.
 
-Images enter as uint8 tensors N x C x H x W (what saved results hold). Distribution metrics keep only
-2048 features per image; paired metrics keep one number per pair, so thousands of images are fine.
+Images enter as uint8 tensors N x C x H x W (what saved results hold), which is what the FID Inception takes.
+Distribution metrics keep only 2048 features per image; paired metrics keep one number per pair, so thousands
+of images are fine.
 """
 
 from __future__ import annotations
@@ -69,19 +70,15 @@ class MetricSuite:
 
     @torch.inference_mode()
     def features(self, images: torch.Tensor | list[torch.Tensor]) -> np.ndarray:
-        """Inception features (N x 2048) of uint8 images: a batch, or a list of images of any sizes."""
-        if isinstance(images, list):
-            from .folders import stack_or_none
-            from .inception import INPUT_SIZE
+        """Inception features (N x 2048) of uint8 images: a batch, or a list of images of any sizes.
 
-            batch = stack_or_none(images)
-            if batch is None:  # mixed sizes: resize each as the network would, then batch
-                images = torch.cat([F.interpolate(_rgb(i[None]).float() / 255.0, size=(INPUT_SIZE, INPUT_SIZE),
-                                                  mode="bilinear", align_corners=False) for i in images])
-                return self.inception(images.to(self.device)).double().cpu().numpy()
-            images = batch
-        x = _rgb(images).to(self.device).float() / 255.0
-        return self.inception(x).double().cpu().numpy()
+        The network resizes each batch to 299x299 itself; a list of mixed sizes runs as one batch per size."""
+        if isinstance(images, torch.Tensor):
+            return self.inception(_rgb(images).to(self.device)).double().cpu().numpy()
+        groups: dict[tuple, list[torch.Tensor]] = {}
+        for image in images:
+            groups.setdefault(tuple(image.shape), []).append(image)
+        return np.concatenate([self.features(torch.stack(group)) for group in groups.values()])
 
     @torch.inference_mode()
     def pair_scores(self, a: torch.Tensor, b: torch.Tensor) -> dict[str, np.ndarray]:

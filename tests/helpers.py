@@ -69,3 +69,26 @@ class ReplicatingParallel(torch.nn.DataParallel):
 
     def forward(self, *args, **kwargs):
         return copy.deepcopy(self.module)(*args, **kwargs)
+
+
+def random_fid_inception_weights(path: Path, seed: int = 0) -> Path:
+    """A file in the published FID Inception layout with seeded random weights scaled to keep activations near 1
+    (He initialisation, identity batch norms), so features differ between images as trained ones do."""
+    import torch
+    from torchvision.models import inception_v3
+
+    layout = inception_v3(weights=None, aux_logits=False, num_classes=1008, init_weights=False).state_dict()
+    generator = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, value in layout.items():
+        if key.endswith("num_batches_tracked"):
+            continue  # the published file predates this buffer
+        if key.endswith("conv.weight") or key == "fc.weight":
+            fan_in = value[0].numel()
+            state[key] = torch.randn(value.shape, generator=generator) * (2.0 / fan_in) ** 0.5
+        elif key.endswith(("bn.weight", "running_var")):
+            state[key] = torch.ones_like(value)
+        else:  # biases, running means
+            state[key] = torch.zeros_like(value)
+    torch.save(state, path)
+    return path

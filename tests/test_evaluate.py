@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import load_script, write_images
+from tests.helpers import ROOT, load_script, write_images
 
 
 def _flat_results(root, count=3, size=(24, 20)):
@@ -56,23 +58,18 @@ def test_default_metrics_skip_what_has_no_weights_and_say_where_to_get_them(tmp_
         evaluate.main(["--fake", str(tmp_path / "a"), "--real", str(tmp_path / "b"), "--metrics", "fid"])
 
 
-@pytest.mark.slow  # the Inception on the CPU: ~2 min on a loaded 2-core machine
-def test_fid_runs_with_a_local_weights_file(tmp_path, monkeypatch):
-    """A weights file of the published layout (random values here) is all FID needs; no download."""
-    import torch
-
-    from metrics.inception import FIDInceptionV3
-
-    monkeypatch.setenv("I2I_CACHE", str(tmp_path / "empty_cache"))
-    torch.save(FIDInceptionV3().state_dict(), tmp_path / "inception.pth")
-    write_images(tmp_path / "a", 4, (20, 16), seed=1)
-    write_images(tmp_path / "b", 5, (16, 20), seed=2)
-    evaluate = load_script("evaluate")
-    report = evaluate.main(["--fake", str(tmp_path / "a"), "--real", str(tmp_path / "b"), "--metrics", "fid,kid",
-                            "--inception_weights", str(tmp_path / "inception.pth"), "--batch_size", "3",
-                            "--json", str(tmp_path / "m.json")])
-    row = report["rows"][0]
-    assert np.isfinite(row["fid"]) and row["fid"] > 0 and np.isfinite(row["kid"])
+@pytest.mark.slow  # the Inception on the CPU, in evaluate.py and in torch-fidelity: ~1-2 min on 2 loaded cores
+def test_fid_equals_torch_fidelitys_own_command_on_generated_images(tmp_path):
+    """With one local weights file (seeded random values in the published layout), evaluate.py's FID on a folder
+    of generated images equals torch-fidelity's `fidelity --fid` to 1e-3, and its KID with whole-set subsets."""
+    pytest.importorskip("torch_fidelity")
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "fid_agreement.py"), "--count", "12",
+                             "--size", "32", "--json", str(tmp_path / "agreement.json")],
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    numbers = json.loads((tmp_path / "agreement.json").read_text())
+    assert numbers["fid_difference"] < 1e-3 and numbers["i2i_fid"] > 0.01  # two different sets, one number
+    assert numbers["kid_difference"] < 1e-6
 
 
 def test_paired_metrics_on_unpaired_comparisons_say_to_pass_paired(tmp_path, monkeypatch):

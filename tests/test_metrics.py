@@ -1,4 +1,4 @@
-"""Metrics: formulas against independent computations, the FID Inception's weight layout, weights handling."""
+"""Metrics: formulas against independent computations, the library FID Inception's loading, weights handling."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ import pytest
 import torch
 from scipy import linalg
 
-from metrics.fid import fid_from_features, frechet_distance, gaussian_stats, kid_from_features
+from metrics.fid import fid_from_features, kid_from_features
 from metrics.paired import psnr, ssim
 from metrics.suite import MetricSuite
 from metrics.weights import INCEPTION_FID, download_weights, resolve_weights
+from tests.helpers import random_fid_inception_weights
 from util.errors import I2IError
 
 
@@ -25,24 +26,35 @@ def _random_spd(rng: np.random.Generator, d: int) -> np.ndarray:
     return a @ a.T + d * np.eye(d)
 
 
-def test_frechet_distance_of_diagonal_gaussians_has_the_closed_form():
+def _frechet(mu1, s1, mu2, s2) -> float:
+    """The Frechet distance written out independently: Tr((S1 S2)^1/2) from the symmetric S1^1/2 S2 S1^1/2."""
+    w, v = np.linalg.eigh(s1)
+    root1 = v @ np.diag(np.sqrt(np.clip(w, 0, None))) @ v.T
+    tr_covmean = np.sum(np.sqrt(np.clip(np.linalg.eigvalsh(root1 @ s2 @ root1), 0, None)))
+    return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)
+
+
+def test_fid_of_two_samples_is_the_frechet_distance_of_their_mean_and_covariance():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 6)) @ rng.normal(size=(6, 6))
+    y = rng.normal(loc=0.3, size=(150, 6)) @ rng.normal(size=(6, 6))
+    expected = _frechet(x.mean(0), np.cov(x, rowvar=False), y.mean(0), np.cov(y, rowvar=False))
+    assert fid_from_features(x, y) == pytest.approx(expected, rel=1e-8)
+    assert fid_from_features(x, x) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_fid_of_diagonal_gaussians_has_the_closed_form():
+    # samples whose mean and (unbiased) covariance are exactly mu and diag(v): +-sqrt(v (n-1)/n) around mu
+    def sample(mu, v, n=10):
+        offsets = np.zeros((n, len(mu)))
+        for d, var in enumerate(v):
+            offsets[2 * d, d], offsets[2 * d + 1, d] = 1, -1
+        return mu + offsets * np.sqrt(np.asarray(v) * (n - 1) / 2)
+
     mu1, mu2 = np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.0, 0.0])
     v1, v2 = np.array([1.0, 4.0, 9.0]), np.array([4.0, 1.0, 1.0])
     expected = np.sum((mu1 - mu2) ** 2) + np.sum((np.sqrt(v1) - np.sqrt(v2)) ** 2)
-    assert frechet_distance(mu1, np.diag(v1), mu2, np.diag(v2)) == pytest.approx(expected, rel=1e-9)
-
-
-def test_frechet_distance_matches_an_eigenvalue_computation():
-    rng = np.random.default_rng(0)
-    s1, s2 = _random_spd(rng, 6), _random_spd(rng, 6)
-    mu1, mu2 = rng.normal(size=6), rng.normal(size=6)
-    # Tr((S1 S2)^1/2) = sum of sqrt of the eigenvalues of S1^1/2 S2 S1^1/2 (symmetric, so eigvalsh applies)
-    w, v = np.linalg.eigh(s1)
-    root1 = v @ np.diag(np.sqrt(w)) @ v.T
-    tr_covmean = np.sum(np.sqrt(np.linalg.eigvalsh(root1 @ s2 @ root1)))
-    expected = np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * tr_covmean
-    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-8)
-    assert frechet_distance(mu1, s1, mu1, s1) == pytest.approx(0.0, abs=1e-8)
+    assert fid_from_features(sample(mu1, v1), sample(mu2, v2)) == pytest.approx(expected, rel=1e-9)
 
 
 def test_fid_through_a_fixed_feature_extractor_equals_scipy_on_its_features():
@@ -50,20 +62,22 @@ def test_fid_through_a_fixed_feature_extractor_equals_scipy_on_its_features():
     torch.manual_seed(0)
     proj = torch.randn(3, 4)
 
-    def extractor(x: torch.Tensor) -> torch.Tensor:  # mean colour per image through a fixed projection
-        return x.mean(dim=(2, 3)) @ proj
+    def extractor(x: torch.Tensor) -> torch.Tensor:  # mean colour (of uint8 images) through a fixed projection
+        assert x.dtype == torch.uint8
+        return x.double().mean(dim=(2, 3)) @ proj.double()
 
     a = torch.randint(0, 256, (40, 3, 8, 8), dtype=torch.uint8)
     b = torch.randint(0, 200, (40, 3, 8, 8), dtype=torch.uint8)
     suite = MetricSuite(["fid", "kid"], feature_extractor=extractor)
     batches = [[(a[i], b[i]) for i in range(j, j + 10)] for j in range(0, 40, 10)]
     scores = suite.compare_pairs(batches)
-    fa = (a.double() / 255).mean(dim=(2, 3)).numpy() @ proj.double().numpy()
-    fb = (b.double() / 255).mean(dim=(2, 3)).numpy() @ proj.double().numpy()
+    fa = a.double().mean(dim=(2, 3)).numpy() @ proj.double().numpy()
+    fb = b.double().mean(dim=(2, 3)).numpy() @ proj.double().numpy()
     mu1, mu2 = fa.mean(0), fb.mean(0)
     s1, s2 = np.cov(fa, rowvar=False), np.cov(fb, rowvar=False)
     expected = np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2 - 2 * linalg.sqrtm(s1 @ s2).real)
     assert scores["fid"] == pytest.approx(expected, rel=1e-5)
+    assert scores["kid"] == pytest.approx(kid_from_features(fa, fb)[0], rel=1e-9)
     assert scores["count"] == 40
 
 
@@ -84,10 +98,20 @@ def test_kid_is_the_unbiased_polynomial_mmd():
     assert kid_from_features(x, x, subsets=1, subset_size=m)[0] < mean
 
 
-def test_gaussian_stats_needs_two_samples():
+def test_kid_leaves_the_global_rng_alone_and_repeats():
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(30, 4)), rng.normal(size=(30, 4))
+    torch.manual_seed(5)
+    expected_next = torch.rand(3)
+    torch.manual_seed(5)
+    first = kid_from_features(x, y, subsets=5, subset_size=10)
+    assert torch.equal(torch.rand(3), expected_next)  # a training run's random stream is not advanced
+    assert kid_from_features(x, y, subsets=5, subset_size=10) == first
+
+
+def test_fid_needs_two_samples():
     with pytest.raises(ValueError):
-        gaussian_stats(np.zeros((1, 3)))
-    assert fid_from_features(np.eye(3), np.eye(3)) == pytest.approx(0.0, abs=1e-6)
+        fid_from_features(np.zeros((1, 3)), np.zeros((4, 3)))
 
 
 def _image_pair(seed: int = 0, shape=(48, 40, 3)):
@@ -117,52 +141,24 @@ def test_psnr_and_ssim_match_scikit_image():
     assert float(ssim(_nchw(gray_a[..., None]), _nchw(gray_b[..., None]))[0]) == pytest.approx(expected_gray, rel=1e-6)
 
 
-def test_fid_inception_has_the_published_weight_layout():
-    from torchvision.models import inception_v3
+def test_fid_inception_loads_the_published_layout_strictly_and_refuses_other_files(tmp_path):
+    from metrics.inception import FEATURE_DIM, load_fid_inception
 
-    from metrics.inception import FEATURE_DIM, FIDInceptionV3
-
-    net = FIDInceptionV3()
-    reference = inception_v3(weights=None, aux_logits=False, num_classes=1008, init_weights=False).state_dict()
-    # the published file predates BatchNorm's num_batches_tracked buffer
-    published_like = {k: torch.randn_like(v) if v.is_floating_point() else v for k, v in reference.items()
-                      if not k.endswith("num_batches_tracked")}
-    missing, unexpected = net.load_state_dict(published_like, strict=False)
-    assert unexpected == [] and all(k.endswith("num_batches_tracked") for k in missing)
-    shapes = {k: tuple(v.shape) for k, v in net.state_dict().items()}
-    assert shapes["Conv2d_1a_3x3.conv.weight"] == (32, 3, 3, 3)
-    assert shapes["Mixed_7c.branch_pool.conv.weight"] == (192, 2048, 1, 1)
-    assert shapes["fc.weight"] == (1008, 2048)
-    assert not any(k.startswith("AuxLogits") for k in shapes)
+    weights = random_fid_inception_weights(tmp_path / "inception.pth")
+    net = load_fid_inception(weights)
+    images = torch.randint(0, 256, (2, 3, 37, 53), dtype=torch.uint8)
     with torch.no_grad():
-        features = net(torch.rand(2, 3, 37, 53))
-    assert features.shape == (2, FEATURE_DIM)
-
-
-def test_fid_inception_pools_as_the_tensorflow_graph():
-    """Mixed_7c takes a max-pool branch, the other blocks average without counting the padding."""
-    import torch.nn.functional as F
-
-    from metrics.inception import FIDInceptionV3
-
-    net = FIDInceptionV3()
-    assert net.Mixed_7c.max_pool and not net.Mixed_7b.max_pool
-    x = torch.rand(1, 288, 5, 5)
-    calls = []
-    original = F.avg_pool2d
-
-    def spy(*args, **kwargs):
-        calls.append(kwargs.get("count_include_pad", True))
-        return original(*args, **kwargs)
-
-    F.avg_pool2d = spy
-    try:
-        with torch.no_grad():
-            net.Mixed_6b(torch.rand(1, 768, 5, 5))
-            net.Mixed_5d(x)
-    finally:
-        F.avg_pool2d = original
-    assert calls == [False, False]
+        features = net(images)
+    assert features.shape == (2, FEATURE_DIM) and features.std() > 0
+    state = torch.load(weights)
+    assert torch.equal(net.state_dict()["Mixed_7c.branch_pool.conv.weight"], state["Mixed_7c.branch_pool.conv.weight"])
+    del state["Mixed_6b.branch7x7_2.conv.weight"]  # one missing weight is an error, not a random layer
+    torch.save(state, tmp_path / "missing.pth")
+    with pytest.raises(I2IError, match="not the FID Inception-v3 weights file"):
+        load_fid_inception(tmp_path / "missing.pth")
+    torch.save({"w": torch.zeros(1), "code": Path("a pickled object")}, tmp_path / "pickled.pth")
+    with pytest.raises(I2IError, match="refused to load"):
+        load_fid_inception(tmp_path / "pickled.pth")
 
 
 def test_missing_weights_name_the_url_and_the_place(tmp_path, monkeypatch):
@@ -231,6 +227,14 @@ def test_lpips_loads_a_torchvision_alexnet_file(tmp_path):
     with torch.no_grad():
         same, other = net(x, x).flatten(), net(x, x.flip(0)).flatten()
     assert torch.all(same.abs() < 1e-6) and torch.all(other > 0)
+    loaded = net.net.state_dict()
+    assert torch.equal(loaded["slice5.10.weight"], torch.load(path)["features.10.weight"])
     torch.save({"not": torch.zeros(1)}, tmp_path / "bad.pth")
     with pytest.raises(I2IError, match="not torchvision's AlexNet"):
         load_lpips(tmp_path / "bad.pth")
+    # a file with every key but a weight of the wrong shape: a strict load refuses it
+    state = torch.load(path)
+    state["features.8.weight"] = state["features.8.weight"][:, :128]
+    torch.save(state, tmp_path / "wrong_shape.pth")
+    with pytest.raises(I2IError, match="size mismatch"):
+        load_lpips(tmp_path / "wrong_shape.pth")
