@@ -1,4 +1,4 @@
-"""Loss curves from `loss_log.jsonl`, drawn to a PNG with Pillow.
+"""Loss curves from `loss_log.jsonl`, drawn to a PNG with matplotlib (headless: the Agg canvas, no pyplot).
 
     python -m engine.plot_losses checkpoints/NAME            # -> checkpoints/NAME/loss_curves.png
     python -m engine.plot_losses checkpoints/NAME -o out.png --width 1200
@@ -8,9 +8,9 @@ One small panel per loss, each with its own y-scale (a cycle loss near 3 and a d
 trend stays readable at thousands of points. The x-axis is the epoch (epoch + fraction, as Visdom
 shows it) when the log records the dataset size, otherwise the samples seen.
 
-Pillow rather than matplotlib: Pillow is already required for images, the drawing needed here is
-lines, boxes and labels, and the training page redraws this image at every save, where a fixed-size
-raster drawn from binned data costs the same at 100 or 100,000 points.
+The training page redraws this image at every save, so each curve is first reduced to at most one point per
+pixel column: drawing costs the same at 100 or 100,000 logged steps. `loss_figure` returns the matplotlib
+Figure for anyone who wants to restyle it or add to it.
 """
 
 from __future__ import annotations
@@ -25,15 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from util.errors import I2IError
 from util.option_types import number
 
-PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
-           (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
-PANEL_H = 170
-MARGIN_L, MARGIN_R, MARGIN_T, MARGIN_B = 52, 12, 22, 28
+PANEL_H = 170  # pixels per row of panels
+DPI = 100
 
 
 class LossHistory:
@@ -83,28 +81,6 @@ def record_x(record: Mapping[str, Any], x_label: str = "epoch", index: int = 0) 
     return float(index)
 
 
-def _font(size: int) -> ImageFont.ImageFont:
-    try:
-        return ImageFont.load_default(size=size)  # Pillow >= 10.1: a scalable font
-    except TypeError:
-        return ImageFont.load_default()
-
-
-def _ticks(lo: float, hi: float, count: int = 5) -> list[float]:
-    """Round-numbered ticks covering [lo, hi]."""
-    if not hi > lo:
-        return [lo]
-    raw = (hi - lo) / count
-    step = 10 ** math.floor(math.log10(raw))
-    step *= next(m for m in (1, 2, 2.5, 5, 10) if raw <= step * m)
-    first = math.ceil(lo / step) * step
-    return [first + i * step for i in range(int((hi - first) / step + 1e-9) + 1)]
-
-
-def _label(value: float) -> str:
-    return f"{value:.4g}"
-
-
 def _segments(x: np.ndarray) -> list[slice]:
     """Runs where x keeps growing; a new run starts where x goes back (a rerun under the same name)."""
     cuts = [0, *(np.nonzero(np.diff(x) < 0)[0] + 1).tolist(), len(x)]
@@ -136,25 +112,37 @@ def _smoothed(y: np.ndarray, window: int) -> np.ndarray:
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
-def render_losses(history: LossHistory, path: str | os.PathLike | None = None, width: int = 900,
-                  title: str = "", columns: int = 2) -> Image.Image:
-    """Draw one panel per loss (a grid of `columns`); write a PNG to `path` when given. Cost is bounded
-    by the image size: each panel draws at most one point per pixel column."""
+def loss_figure(history: LossHistory, width: int = 900, title: str = "", columns: int = 2):
+    """A matplotlib Figure of one panel per loss (a grid of `columns`), `width` pixels wide, PANEL_H per row."""
+    from matplotlib.figure import Figure
+
     names = list(history.values) or ["(no losses logged yet)"]
     columns = max(1, min(columns, len(names)))
     rows = math.ceil(len(names) / columns)
     header = 26 if title else 0
-    image = Image.new("RGB", (width, header + rows * PANEL_H), "white")
-    draw = ImageDraw.Draw(image)
+    figure = Figure(figsize=(width / DPI, (header + rows * PANEL_H) / DPI), dpi=DPI, layout="constrained")
     if title:
-        draw.text((8, 5), title, fill="black", font=_font(15))
-    panel_w = width // columns
+        figure.suptitle(title, fontsize=11, x=0.01, ha="left")
+    axes = figure.subplots(rows, columns, squeeze=False)
     x = np.asarray(history.x, dtype=float)
-    for k, name in enumerate(names):
-        left, top = (k % columns) * panel_w, header + (k // columns) * PANEL_H
-        values = np.asarray(history.values.get(name, []), dtype=float)
-        _panel(draw, (left, top, left + panel_w, top + PANEL_H), name, x, values, PALETTE[k % len(PALETTE)],
-               history.x_label)
+    colours = [f"C{k % 10}" for k in range(len(names))]  # matplotlib's default cycle (tab10)
+    for k, ax in enumerate(axes.flat):
+        if k >= len(names):
+            ax.set_axis_off()
+            continue
+        values = np.asarray(history.values.get(names[k], []), dtype=float)
+        _panel(ax, names[k], x, values, colours[k], history.x_label, max(2, width // columns))
+    return figure
+
+
+def render_losses(history: LossHistory, path: str | os.PathLike | None = None, width: int = 900,
+                  title: str = "", columns: int = 2) -> Image.Image:
+    """Draw `loss_figure` to an image; write it as a PNG to `path` (atomically) when given."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(loss_figure(history, width, title, columns))
+    canvas.draw()
+    image = Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3].copy())
     if path is not None:
         from util.images import save_image  # atomic write: a browser reloading the page never sees half a PNG
 
@@ -162,55 +150,28 @@ def render_losses(history: LossHistory, path: str | os.PathLike | None = None, w
     return image
 
 
-def _panel(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], name: str, x: np.ndarray,
-           y: np.ndarray, color: tuple[int, int, int], x_label: str) -> None:
-    left, top, right, bottom = box
-    plot = (left + MARGIN_L, top + MARGIN_T, right - MARGIN_R, bottom - MARGIN_B)
-    small = _font(11)
-    draw.text((plot[0], top + 4), name, fill=color, font=_font(13))
-    draw.rectangle(plot, outline=(160, 160, 160))
+def _panel(ax, name: str, x: np.ndarray, y: np.ndarray, colour: str, x_label: str, bins: int) -> None:
+    ax.set_title(name, color=colour, fontsize=10, loc="left")
+    ax.tick_params(labelsize=8)
+    ax.set_xlabel(x_label, fontsize=8)
+    ax.grid(True, color="0.92")
     finite = np.isfinite(y) if len(y) else np.zeros(0, bool)
     if not finite.any():
-        draw.text((plot[0] + 8, plot[1] + 8), "no values yet", fill=(120, 120, 120), font=small)
+        ax.text(0.03, 0.85, "no values yet", transform=ax.transAxes, color="0.5", fontsize=8)
         return
-    xs, ys = x[finite], y[finite]
+    ys = y[finite]
     # A single spike should not flatten the rest: the y range covers the 0.5..99.5 percentiles.
-    y_lo, y_hi = (np.percentile(ys, [0.5, 99.5]) if len(ys) > 200 else (ys.min(), ys.max()))
-    x_lo, x_hi = float(xs.min()), float(xs.max())
-    if y_hi - y_lo < 1e-12:
-        y_lo, y_hi = y_lo - 0.5, y_hi + 0.5
-    pad = (y_hi - y_lo) * 0.05
-    y_lo, y_hi = float(y_lo - pad), float(y_hi + pad)
-    if x_hi - x_lo < 1e-12:
-        x_lo, x_hi = x_lo - 0.5, x_hi + 0.5
-    w, h = plot[2] - plot[0], plot[3] - plot[1]
-
-    def to_px(px: np.ndarray, py: np.ndarray) -> list[tuple[float, float]]:
-        u = plot[0] + (px - x_lo) / (x_hi - x_lo) * w
-        v = plot[3] - (np.clip(py, y_lo, y_hi) - y_lo) / (y_hi - y_lo) * h
-        return list(zip(u.tolist(), v.tolist()))
-
-    for tick in _ticks(y_lo, y_hi, 4):
-        (_, v), = to_px(np.array([x_lo]), np.array([tick]))
-        draw.line((plot[0], v, plot[2], v), fill=(235, 235, 235))
-        draw.text((left + 4, v - 6), _label(tick), fill=(90, 90, 90), font=small)
-    for tick in _ticks(x_lo, x_hi, 5):
-        (u, _), = to_px(np.array([tick]), np.array([y_lo]))
-        draw.line((u, plot[3], u, plot[3] + 3), fill=(120, 120, 120))
-        draw.text((u - 10, plot[3] + 4), _label(tick), fill=(90, 90, 90), font=small)
-    draw.text((plot[2] - 70, bottom - 13), x_label, fill=(90, 90, 90), font=small)
-    faint = tuple(int(c + (255 - c) * 0.65) for c in color)
+    lo, hi = np.percentile(ys, [0.5, 99.5]) if len(ys) > 200 else (ys.min(), ys.max())
+    pad = (hi - lo) * 0.05 if hi - lo > 1e-9 * max(1.0, abs(hi)) else 0.5  # a constant loss: +-0.5 around it
+    ax.set_ylim(lo - pad, hi + pad)
+    ax.ticklabel_format(axis="y", useOffset=False)
     for part in _segments(x):
-        bx, by = _binned(x[part], y[part], max(2, w))
-        if len(bx) == 0:
-            continue
+        bx, by = _binned(x[part], y[part], bins)
         if len(bx) == 1:
-            (u, v), = to_px(bx, by)
-            draw.ellipse((u - 2, v - 2, u + 2, v + 2), fill=color)
-            continue
-        draw.line(to_px(bx, by), fill=faint, width=1)
-        window = max(1, len(by) // 25)
-        draw.line(to_px(bx, _smoothed(by, window)), fill=color, width=2)
+            ax.plot(bx, by, "o", color=colour, markersize=3)
+        elif len(bx) > 1:
+            ax.plot(bx, by, color=colour, alpha=0.35, linewidth=1)
+            ax.plot(bx, _smoothed(by, max(1, len(by) // 25)), color=colour, linewidth=2)
 
 
 def plot_run(run_dir: str | os.PathLike, output: str | os.PathLike | None = None, width: int = 900) -> Path:

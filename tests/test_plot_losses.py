@@ -1,4 +1,4 @@
-"""engine/plot_losses.py: loss_log.jsonl to a PNG of one panel per loss."""
+"""engine/plot_losses.py: loss_log.jsonl to a PNG of one panel per loss (matplotlib, Agg)."""
 
 import json
 import subprocess
@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from util.errors import I2IError  # noqa: E402
-from engine.plot_losses import MARGIN_B, MARGIN_T, PALETTE, PANEL_H, LossHistory, plot_run, render_losses  # noqa: E402
+from engine.plot_losses import PANEL_H, LossHistory, plot_run, render_losses  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,12 +29,18 @@ def _write_log(path: Path, epochs: int = 3, per_epoch: int = 4, with_size: bool 
         f.write('{"epoch": 9, "iters"')  # a run killed mid-write
 
 
+def _palette(k: int) -> tuple[int, int, int]:
+    from matplotlib.colors import to_rgb
+
+    return tuple(round(255 * c) for c in to_rgb(f"C{k}"))
+
+
 def _colour_pixels(image: Image.Image, colour, panel: int, columns: int = 2, header: int = 0) -> int:
-    """Pixels of exactly `colour` inside panel `panel`'s plot box (its title, above the box, left out)."""
+    """Pixels within a few levels of `colour` (the bold curve's interior) inside panel `panel`'s area."""
     width = image.width // columns
     left, top = (panel % columns) * width, header + (panel // columns) * PANEL_H
-    box = np.asarray(image.convert("RGB"))[top + MARGIN_T + 1 : top + PANEL_H - MARGIN_B, left : left + width]
-    return int((box == np.array(colour)).all(axis=2).sum())
+    box = np.asarray(image.convert("RGB")).astype(int)[top + 25 : top + PANEL_H, left : left + width]
+    return int((np.abs(box - np.array(colour)).max(axis=2) <= 8).sum())
 
 
 def test_history_reads_epoch_fractions_and_skips_a_torn_line(tmp_path):
@@ -58,7 +64,7 @@ def test_render_draws_one_coloured_panel_per_loss():
     image = render_losses(history, width=600)
     assert image.size == (600, 2 * 170)  # 3 panels in 2 columns
     for k in range(3):
-        assert _colour_pixels(image, PALETTE[k], k) > 20, f"panel {k} drew no curve"
+        assert _colour_pixels(image, _palette(k), k) > 20, f"panel {k} drew no curve"
     assert np.asarray(image).std() > 10
 
 
@@ -72,7 +78,7 @@ def test_cli_writes_png_next_to_the_log(tmp_path):
     with Image.open(out) as image:
         assert image.format == "PNG" and image.width == 900
         assert image.height == 26 + 170  # the title, then G and D side by side
-        assert _colour_pixels(image, PALETTE[0], 0, header=26) > 20 and _colour_pixels(image, PALETTE[1], 1, header=26) > 20
+        assert _colour_pixels(image, _palette(0), 0, header=26) > 20 and _colour_pixels(image, _palette(1), 1, header=26) > 20
 
 
 def test_missing_or_empty_log_is_a_user_error(tmp_path):
