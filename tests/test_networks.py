@@ -22,6 +22,7 @@ from networks import (
     init_weights,
 )
 from networks.compat import describe_mismatch, load_state_dict_compat, strip_legacy_norm_keys
+from tests.helpers import require_fixtures
 from util.errors import I2IError
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared/fixtures/reference/networks"
@@ -163,7 +164,14 @@ def test_init_types_give_the_documented_statistics(init_type: str) -> None:
 # ---------------------------------------------------------------- the reference's own files
 
 MANIFEST = json.loads((FIXTURES / "manifest.json").read_text()) if (FIXTURES / "manifest.json").exists() else []
-needs_fixtures = pytest.mark.skipif(not MANIFEST, reason=f"reference fixtures not found at {FIXTURES}")
+
+
+@pytest.fixture
+def reference_fixtures() -> None:
+    require_fixtures(FIXTURES / "manifest.json")  # skips where absent, fails under CI=true
+
+
+needs_fixtures = pytest.mark.usefixtures("reference_fixtures")
 
 
 def _build_from_manifest(entry: dict) -> nn.Module:

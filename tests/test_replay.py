@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import FIXTURES, run_script
+from tests.helpers import FIXTURES, require_fixtures, run_script
 
 RUN = FIXTURES / "run"
 COMMANDS = {
@@ -21,8 +21,7 @@ COMMANDS = {
 
 @pytest.fixture(scope="module")
 def run_copy(tmp_path_factory):
-    if not RUN.is_dir():
-        pytest.skip(f"reference fixtures not found at {RUN}")
+    require_fixtures(RUN)  # skips where absent, fails under CI=true
     target = tmp_path_factory.mktemp("replay") / "run"
     shutil.copytree(RUN, target)  # test.py writes test_opt.txt beside the checkpoints
     return target
@@ -41,3 +40,13 @@ def test_replay_matches_reference_outputs(run_copy, name):
         got = np.asarray(Image.open(produced_dir / file_name), dtype=np.int16)
         assert want.shape == got.shape, file_name
         assert np.abs(want - got).max() <= 1, f"{file_name}: max difference {np.abs(want - got).max()}"
+
+
+def test_absent_fixtures_skip_locally_and_fail_in_ci(tmp_path, monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        require_fixtures(tmp_path / "absent")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true"):
+        require_fixtures(tmp_path / "absent")
+    require_fixtures(tmp_path)  # present: nothing happens
