@@ -3,13 +3,14 @@
 Visdom is optional and never started by i2i: if the server is unreachable (or visdom is not installed) one
 warning says how to start it, training goes on, and the connection is retried at most once a minute, so the
 display comes back by itself, with the whole loss history, once a server is up. After the first plot only new
-loss points are sent.
+loss points are sent. `I2I_VISDOM_RETRY_SECONDS` changes the minute (the tests bring a server up mid-run).
 """
 
 from __future__ import annotations
 
 import html
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -18,7 +19,7 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-RETRY_SECONDS = 60.0  # how often an unreachable visdom server is tried again
+RETRY_SECONDS = float(os.environ.get("I2I_VISDOM_RETRY_SECONDS", 60))  # how often an absent server is retried
 
 
 class _QuietVisdom(logging.Filter):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -21,7 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import run_script, tiny_args, unaligned_dataset
+from tests.helpers import ROOT, run_script, tiny_args, unaligned_dataset
 
 visdom = pytest.importorskip("visdom")
 
@@ -49,33 +50,48 @@ def _wait_for_port(port: int, process: subprocess.Popen, seconds: float = 60.0) 
     raise RuntimeError(f"visdom server did not open port {port} in {seconds} s")
 
 
-@pytest.fixture
-def visdom_server(tmp_path):
-    """A real visdom server on a free loopback port; yields the port."""
-    port = _free_port()
-    env_path = tmp_path / "visdom_env"
-    env_path.mkdir()
+def _start_server(port: int, env_path: Path) -> subprocess.Popen:
+    env_path.mkdir(exist_ok=True)
     process = subprocess.Popen([sys.executable, "-c", SERVER, str(port), str(env_path)], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     try:
         _wait_for_port(port, process)
+    except RuntimeError:
+        _stop(process)
+        raise
+    return process
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture
+def visdom_server(tmp_path):
+    """A real visdom server on a free loopback port; yields the port."""
+    port = _free_port()
+    process = _start_server(port, tmp_path / "visdom_env")
+    try:
         yield port
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _stop(process)
+
+
+def _train_args(tmp_path, port: int, env: str, epochs: int = 1) -> list[str]:
+    root = unaligned_dataset(tmp_path / "data", count=2)
+    args = tiny_args(root, tmp_path, train=False)  # (train=False: without its --display_id 0)
+    return args + ["--name", "vis", "--n_epochs", str(epochs), "--n_epochs_decay", "1", "--display_id", "1",
+                   "--display_server", "http://127.0.0.1", "--display_port", str(port), "--display_env", env,
+                   "--display_freq", "1", "--print_freq", "1", "--display_ncols", "3"]
 
 
 def _train(tmp_path, port: int, env: str) -> subprocess.CompletedProcess:
-    root = unaligned_dataset(tmp_path / "data", count=2)
-    args = tiny_args(root, tmp_path, train=False)  # (train=False: without its --display_id 0)
-    args += ["--name", "vis", "--n_epochs", "1", "--n_epochs_decay", "1", "--display_id", "1",
-             "--display_server", "http://127.0.0.1", "--display_port", str(port), "--display_env", env,
-             "--display_freq", "1", "--print_freq", "1", "--display_ncols", "3"]
-    return run_script("train.py", args, cwd=tmp_path)
+    return run_script("train.py", _train_args(tmp_path, port, env), cwd=tmp_path)
 
 
 def test_training_fills_the_visdom_windows(tmp_path, visdom_server):
@@ -128,3 +144,38 @@ def test_no_server_training_completes_with_one_warning(tmp_path):
     assert "Traceback" not in train.stderr and "Connection refused" not in train.stderr
     assert (tmp_path / "checkpoints" / "vis" / "latest_net_G_A.pth").is_file()
     assert (tmp_path / "checkpoints" / "vis" / "web" / "index.html").is_file()
+
+
+@pytest.mark.slow  # a training of 24 steps with a page and a Visdom attempt each: 1-5 min on 2 loaded cores
+def test_a_server_started_mid_run_gets_the_whole_loss_history(tmp_path):
+    """No server when training starts; one comes up after losses were logged; window 1 ends with every point."""
+    port = _free_port()
+    log = tmp_path / "checkpoints" / "vis" / "loss_log.jsonl"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore::FutureWarning", "I2I_VISDOM_RETRY_SECONDS": "1"}
+    train = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *_train_args(tmp_path, port, "late", epochs=11)],
+                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server = None
+    try:
+        deadline = time.monotonic() + 300
+        while not (log.is_file() and len(log.read_text().splitlines()) >= 3):  # training has begun, unseen
+            assert train.poll() is None and time.monotonic() < deadline, "training ended before logging 3 steps"
+            time.sleep(0.2)
+        server = _start_server(port, tmp_path / "visdom_env")
+        logged_before_server = len(log.read_text().splitlines())
+        _, stderr = train.communicate(timeout=600)
+    finally:
+        if train.poll() is None:
+            train.kill()
+            train.communicate()
+    try:
+        assert train.returncode == 0, stderr[-3000:]
+        assert "no visdom server" in stderr  # it did start without one
+        records = [json.loads(line) for line in log.read_text().splitlines()]
+        assert len(records) > logged_before_server, "training ended before the server was up: nothing was tested"
+        vis = visdom.Visdom(server="http://127.0.0.1", port=port, env="late", raise_exceptions=True,
+                            use_incoming_socket=False)
+        traces = {t["name"]: t for t in json.loads(vis.get_window_data(win="1", env="late"))["content"]["data"]}
+        assert traces["G_A"]["y"] == pytest.approx([r["losses"]["G_A"] for r in records])  # from the first step
+        assert traces["G_A"]["x"] == pytest.approx([r["epoch"] + r["iters"] / r["dataset_size"] for r in records])
+    finally:
+        _stop(server)
