@@ -164,3 +164,75 @@ def test_test_py_runs_an_exported_onnx_model(tmp_path):
         assert a.shape == (28, 36, 3) and np.abs(a - b).max() <= 1  # 8-bit rounding of a <1e-4 difference
         compared += 1
     assert compared == 2  # one translation per input image, or the loop above proved nothing
+
+
+def _test_py_tiled(tmp_path, folder_name: str, *extra: str) -> np.ndarray:
+    from tests.helpers import load_script
+
+    load_script("test").main(["--dataroot", str(tmp_path / "wide"), "--name", "run", "--checkpoints_dir",
+                              str(tmp_path / "checkpoints"), "--results_dir", str(tmp_path / folder_name),
+                              "--model", "test", "--netG", "resnet_6blocks", "--ngf", "8", "--no_dropout",
+                              "--preprocess", "none", "--gpu_ids", "-1", "--num_threads", "0", *extra])
+    (fake,) = (tmp_path / folder_name).rglob("*_fake.png")
+    return np.asarray(Image.open(fake), dtype=int)
+
+
+@pytest.mark.slow  # three test.py runs, one of 20 passes over the tiles: ~45 s on 2 loaded cores
+def test_test_py_tiles_a_wide_image_as_the_untiled_run(tmp_path):
+    """test.py --tile 256 on a 64 x 1024 image (four tiles and their overlaps) with a ResNet generator gives the
+    untiled output, once the statistics passes have reached its 17 instance norms; each tile normalising
+    itself (--tile_stat_passes 0) is visibly off, so the comparison can see a broken tiling."""
+    folder, _ = _checkpoint(tmp_path)
+    (folder / "latest_net_G_A.pth").rename(folder / "latest_net_G.pth")
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 200, (64, 1024, 3))
+    pixels[:, :400] += 55  # a brighter left part: tiles' own statistics differ from the whole image's
+    (tmp_path / "wide").mkdir()
+    Image.fromarray(pixels.astype(np.uint8)).save(tmp_path / "wide" / "wide.png")
+    whole = _test_py_tiled(tmp_path, "whole")
+    tiled = _test_py_tiled(tmp_path, "tiled", "--tile", "256", "--tile_overlap", "64", "--tile_stat_passes", "20")
+    naive = _test_py_tiled(tmp_path, "naive", "--tile", "256", "--tile_overlap", "64", "--tile_stat_passes", "0")
+    assert whole.shape == tiled.shape == (64, 1024, 3)
+    assert np.abs(naive - whole).mean() > 5  # 8-bit levels
+    assert np.abs(tiled - whole).mean() < 0.5 and np.abs(tiled - whole).max() <= 8
+
+
+def _links(page):
+    """(img srcs, a hrefs) of an HTML page."""
+    from html.parser import HTMLParser
+
+    found = {"img": [], "a": []}
+
+    class Collect(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag == "img":
+                found["img"].append(attrs["src"])
+            elif tag == "a" and attrs.get("href"):
+                found["a"].append(attrs["href"])
+
+    Collect().feed(page.read_text())
+    return found["img"], found["a"]
+
+
+def test_test_py_pages_more_than_100_inputs_with_working_links(tmp_path):
+    from tests.helpers import load_script, write_images
+
+    folder, _ = _checkpoint(tmp_path)
+    (folder / "latest_net_G_A.pth").rename(folder / "latest_net_G.pth")
+    write_images(tmp_path / "many", 101, (12, 12))
+    load_script("test").main(["--dataroot", str(tmp_path / "many"), "--name", "run", "--checkpoints_dir",
+                              str(tmp_path / "checkpoints"), "--results_dir", str(tmp_path / "results"),
+                              "--model", "test", "--netG", "resnet_6blocks", "--ngf", "8", "--no_dropout",
+                              "--preprocess", "none", "--gpu_ids", "-1", "--num_threads", "0", "--num_test", "101"])
+    web = tmp_path / "results" / "run" / "test_latest"
+    assert sorted(p.name for p in web.glob("*.html")) == ["index.html", "page_002.html"]
+    first_imgs, first_links = _links(web / "index.html")
+    second_imgs, second_links = _links(web / "page_002.html")
+    assert len(first_imgs) == 2 * 100 and len(second_imgs) == 2  # real and fake for 100 inputs, then the 101st
+    assert "images/100_fake.png" in second_imgs and "images/100_fake.png" not in first_imgs
+    assert "page_002.html" in first_links and "index.html" in second_links
+    for src in first_imgs + second_imgs + [h for h in first_links + second_links if h.startswith("images/")]:
+        assert (web / src).is_file(), src
+    for href in first_links + second_links:
+        assert href.startswith("images/") or (web / href).is_file(), href
