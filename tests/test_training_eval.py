@@ -63,3 +63,27 @@ def test_missing_fid_weights_stop_training_before_it_starts(tmp_path, monkeypatc
                                         "--eval_freq", "1"]
     with pytest.raises(I2IError, match="pt_inception-2015-12-05-6726825d.pth"):
         load_script("train").main(args)
+
+
+def test_best_metric_json_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
+    """A write that fails half-way (here: text that cannot be encoded) leaves the previous best_metric.json as it
+    was, as a crash would; writing straight into the file would have emptied it first."""
+    import engine.evaluator as evaluator_module
+    from metrics.catalog import METRICS
+
+    best_file = tmp_path / "best_metric.json"
+    best_file.write_text('{"metric": "psnr", "value": 20.0, "epoch": 1}\n')
+    evaluator = TrainingEvaluator.__new__(TrainingEvaluator)
+    evaluator.freq, evaluator.opt, evaluator.metric, evaluator.spec = 1, SimpleNamespace(epoch_count=1), "psnr", METRICS["psnr"]
+    evaluator.best, evaluator.latest, evaluator.best_file = json.loads(best_file.read_text()), None, best_file
+    evaluator.evaluate = lambda model: 30.0  # better than 20
+    model = SimpleNamespace(save_networks=lambda tag: None)
+    monkeypatch.setattr(evaluator_module.json, "dumps", lambda *a, **k: '{"value": "\ud800"}')  # a lone surrogate
+    with pytest.raises(UnicodeEncodeError):
+        evaluator.end_of_epoch(model, 2, 10)
+    monkeypatch.undo()
+    assert json.loads(best_file.read_text())["value"] == 20.0
+    assert [p.name for p in tmp_path.iterdir()] == ["best_metric.json"]  # no temporary file left behind
+    evaluator.evaluate = lambda model: 31.0
+    evaluator.end_of_epoch(model, 3, 10)
+    assert json.loads(best_file.read_text()) == {"metric": "psnr", "value": 31.0, "epoch": 3}
