@@ -47,7 +47,7 @@ def test_fid_of_diagonal_gaussians_has_the_closed_form():
     # samples whose mean and (unbiased) covariance are exactly mu and diag(v): +-sqrt(v (n-1)/n) around mu
     def sample(mu, v, n=10):
         offsets = np.zeros((n, len(mu)))
-        for d, var in enumerate(v):
+        for d in range(len(v)):
             offsets[2 * d, d], offsets[2 * d + 1, d] = 1, -1
         return mu + offsets * np.sqrt(np.asarray(v) * (n - 1) / 2)
 

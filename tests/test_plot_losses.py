@@ -11,8 +11,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from util.errors import I2IError  # noqa: E402
 from engine.plot_losses import PANEL_H, LossHistory, plot_run, render_losses  # noqa: E402
+from util.errors import I2IError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,7 +78,8 @@ def test_cli_writes_png_next_to_the_log(tmp_path):
     with Image.open(out) as image:
         assert image.format == "PNG" and image.width == 900
         assert image.height == 26 + 170  # the title, then G and D side by side
-        assert _colour_pixels(image, _palette(0), 0, header=26) > 20 and _colour_pixels(image, _palette(1), 1, header=26) > 20
+        assert _colour_pixels(image, _palette(0), 0, header=26) > 20
+        assert _colour_pixels(image, _palette(1), 1, header=26) > 20
 
 
 def test_missing_or_empty_log_is_a_user_error(tmp_path):

@@ -74,7 +74,8 @@ def test_best_metric_json_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch)
     best_file = tmp_path / "best_metric.json"
     best_file.write_text('{"metric": "psnr", "value": 20.0, "epoch": 1}\n')
     evaluator = TrainingEvaluator.__new__(TrainingEvaluator)
-    evaluator.freq, evaluator.opt, evaluator.metric, evaluator.spec = 1, SimpleNamespace(epoch_count=1), "psnr", METRICS["psnr"]
+    evaluator.freq, evaluator.opt = 1, SimpleNamespace(epoch_count=1)
+    evaluator.metric, evaluator.spec = "psnr", METRICS["psnr"]
     evaluator.best, evaluator.latest, evaluator.best_file = json.loads(best_file.read_text()), None, best_file
     evaluator.evaluate = lambda model: 30.0  # better than 20
     model = SimpleNamespace(save_networks=lambda tag: None)
