@@ -82,6 +82,9 @@ def unavailable(args: argparse.Namespace) -> dict[str, str]:
             resolve_weights(spec, path, option=option, download=args.download)
         except I2IError as exc:
             problems[need] = str(exc)
+    if "inception" not in problems and not all(importlib.util.find_spec(m) for m in ("torchmetrics", "torch_fidelity")):
+        problems["inception"] = "FID and KID need the `torchmetrics` and `torch-fidelity` packages: " \
+                                "pip install torchmetrics torch-fidelity"
     if "lpips" not in problems and importlib.util.find_spec("lpips") is None:
         problems["lpips"] = "the LPIPS metric needs the `lpips` package: pip install lpips"
     return problems

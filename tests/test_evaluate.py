@@ -58,6 +58,24 @@ def test_default_metrics_skip_what_has_no_weights_and_say_where_to_get_them(tmp_
         evaluate.main(["--fake", str(tmp_path / "a"), "--real", str(tmp_path / "b"), "--metrics", "fid"])
 
 
+def test_fid_without_torchmetrics_is_skipped_with_the_install_line(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    from tests.helpers import random_fid_inception_weights
+
+    evaluate = load_script("evaluate")
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torchmetrics"
+                        else real_find_spec(name, *a))
+    weights = random_fid_inception_weights(tmp_path / "inception.pth")  # the weights are there, the library not
+    write_images(tmp_path / "a", 2, (16, 16), seed=1)
+    write_images(tmp_path / "b", 2, (16, 16), seed=2)
+    report = evaluate.main(["--fake", str(tmp_path / "a"), "--real", str(tmp_path / "b"), "--paired",
+                            "--inception_weights", str(weights), "--json", str(tmp_path / "out.json")])
+    assert "skipped fid: FID and KID need the `torchmetrics`" in capsys.readouterr().err
+    assert "fid" not in report["metrics"]
+
+
 @pytest.mark.slow  # the Inception on the CPU, in evaluate.py and in torch-fidelity: ~1-2 min on 2 loaded cores
 def test_fid_equals_torch_fidelitys_own_command_on_generated_images(tmp_path):
     """With one local weights file (seeded random values in the published layout), evaluate.py's FID on a folder
