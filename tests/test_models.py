@@ -143,3 +143,20 @@ def test_test_model_loads_generator_with_suffix(tmp_path):
     tester.set_input(next(iter(create_dataset(test_opt))))
     tester.test()
     assert tester.fake.shape == tester.real.shape
+
+
+def test_cycle_gan_losses_carry_their_own_weights(tmp_path):
+    """Cycle A is lambda_A x L1, cycle B lambda_B x L1, identity lambda_identity x the other side's lambda
+    (weights all different, so a dropped or swapped weight shows)."""
+    model, opt, batch = make_model("cycle_gan", tmp_path, ["--lambda_A", "3", "--lambda_B", "7",
+                                                          "--lambda_identity", "0.25"])
+    model.set_input(batch)
+    model.optimize_parameters()
+
+    def l1(a, b):
+        return (a - b).abs().mean().item()
+
+    assert model.loss_cycle_A.item() == pytest.approx(3 * l1(model.rec_A, model.real_A), rel=1e-4)
+    assert model.loss_cycle_B.item() == pytest.approx(7 * l1(model.rec_B, model.real_B), rel=1e-4)
+    assert model.loss_idt_A.item() == pytest.approx(7 * 0.25 * l1(model.idt_A, model.real_B), rel=1e-4)
+    assert model.loss_idt_B.item() == pytest.approx(3 * 0.25 * l1(model.idt_B, model.real_A), rel=1e-4)
