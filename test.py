@@ -14,13 +14,14 @@ import util.cpu_setup  # noqa: F401, I001  (first, before torch: glibc reads its
 from pathlib import Path
 
 from data import create_dataset
-from data.demo import make_demo_data
+from data.demo import ShapeKeeping, make_demo_data
 from models import create_model
 from options.test_options import TestOptions
 from util.cli import run_main
 from inference.translator import prepare_for_inference
 from engine.progress import progress_bar
 from util.html import ResultPages, save_test_images
+from util.images import tensors2ims
 
 RESULTS_PER_PAGE = 100  # inputs per results page: a 10,000-image run gives 100 quick pages, not one huge one
 
@@ -40,6 +41,8 @@ def main(argv: list[str] | None = None) -> None:
     webpage = ResultPages(Path(opt.results_dir) / opt.name / run_dir,
                           f"Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.epoch}",
                           per_page=RESULTS_PER_PAGE, width=opt.display_winsize)
+    # The demo's shapes on flat backgrounds show whether a translation keeps the content (data/demo.py).
+    shapes = ShapeKeeping("A" if opt.direction == "AtoB" else "B") if options.demo else None
 
     done = 0
     with progress_bar(min(len(dataset), opt.num_test), "test") as bar:
@@ -52,8 +55,13 @@ def main(argv: list[str] | None = None) -> None:
             paths = model.get_image_paths()[:take]
             visuals = {name: images[:take] for name, images in model.get_current_visuals().items()}
             save_test_images(webpage, visuals, paths, aspect_ratio=opt.aspect_ratio, width=opt.display_winsize)
+            if shapes is not None:
+                shapes.add({name: tensors2ims(images) for name, images in visuals.items()})
             done += take
             bar.update(take)
+    if shapes is not None and shapes.summary():
+        webpage.add_note(shapes.summary())
+        print(shapes.summary())
     webpage.save()
     print(f"results: {Path(webpage.web_dir) / 'index.html'} ({done} images)")
     if done < len(dataset):

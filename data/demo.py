@@ -206,6 +206,32 @@ def shape_iou(source: np.ndarray, source_domain: str, translated: np.ndarray, tr
     return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
+class ShapeKeeping:
+    """The mean shape IoU of a demo run's translations, both ways: `add` each batch of visuals (name -> list of
+    H x W x 3 uint8 images), then `summary()`. `a_domain` is the domain of real_A ("B" with --direction BtoA)."""
+
+    PAIRS = (("real_A", "fake_B"), ("real_B", "fake_A"))
+
+    def __init__(self, a_domain: str = "A") -> None:
+        self.domains = {"real_A": a_domain, "fake_B": "B" if a_domain == "A" else "A"}
+        self.domains |= {"real_B": self.domains["fake_B"], "fake_A": a_domain}
+        self.ious: dict[tuple[str, str], list[float]] = {}
+
+    def add(self, visuals: dict[str, list[np.ndarray]]) -> None:
+        for source, translated in self.PAIRS:
+            if source in visuals and translated in visuals:
+                self.ious.setdefault((source, translated), []).extend(
+                    shape_iou(a, self.domains[source], b, self.domains[translated])
+                    for a, b in zip(visuals[source], visuals[translated]))
+
+    def summary(self) -> str | None:
+        if not self.ious:
+            return None
+        parts = [f"{s} -> {t} {np.mean(v):.2f}" for (s, t), v in self.ious.items()]
+        return "shapes kept (IoU of the foreground masks of input and translation, 1 = every shape kept): " + \
+            ", ".join(parts)
+
+
 def make_demo_data(dataset_mode: str) -> Path:
     """Draw (once) the demo dataset that `--dataset_mode` reads; returns its root."""
     makers = {"unaligned": make_unaligned_demo, "single": make_unaligned_demo, "aligned": make_aligned_demo,

@@ -129,6 +129,10 @@ class ResultPages:
         self.img_dir.mkdir(parents=True, exist_ok=True)
         self.title, self.per_page, self.width = title, max(1, int(per_page)), int(width)
         self.rows: list[tuple[str, list[tuple[str, str]]]] = []
+        self.notes: list[str] = []  # lines shown under the title of every page
+
+    def add_note(self, text: str) -> None:
+        self.notes.append(str(text))
 
     def get_image_dir(self) -> Path:
         """The folder image files must be written to for the row links to work."""
@@ -161,6 +165,8 @@ class ResultPages:
         labels = list(dict.fromkeys(label for _, images in rows for label, _ in images))
         with doc:
             h3(self.title)
+            for note in self.notes:
+                p(note, cls="note")
             if rows:
                 p(f"inputs {first}\u2013{first + len(rows) - 1} of {len(self.rows)}")
             nav = page_links(number, count)
