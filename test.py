@@ -20,6 +20,7 @@ from options.test_options import TestOptions
 from util.cli import run_main
 from inference.translator import prepare_for_inference
 from engine.progress import progress_bar
+from util.background import BackgroundWorker
 from util.html import ResultPages, save_test_images
 
 RESULTS_PER_PAGE = 100  # inputs per results page: a 10,000-image run gives 100 quick pages, not one huge one
@@ -42,7 +43,8 @@ def main(argv: list[str] | None = None) -> None:
                           per_page=RESULTS_PER_PAGE, width=opt.display_winsize)
 
     done = 0
-    with progress_bar(min(len(dataset), opt.num_test), "test") as bar:
+    # DataLoader workers (--num_threads) load the next batches, one thread writes the PNGs: both overlap the network.
+    with progress_bar(min(len(dataset), opt.num_test), "test") as bar, BackgroundWorker() as writer:
         for data in dataset:
             if done >= opt.num_test:
                 break
@@ -51,7 +53,8 @@ def main(argv: list[str] | None = None) -> None:
             take = min(len(model.get_image_paths()), opt.num_test - done)
             paths = model.get_image_paths()[:take]
             visuals = {name: images[:take] for name, images in model.get_current_visuals().items()}
-            save_test_images(webpage, visuals, paths, aspect_ratio=opt.aspect_ratio, width=opt.display_winsize)
+            writer.submit(save_test_images, webpage, visuals, paths, aspect_ratio=opt.aspect_ratio,
+                          width=opt.display_winsize)
             done += take
             bar.update(take)
     webpage.save()
