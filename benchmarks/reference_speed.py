@@ -265,6 +265,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads of both (default: PyTorch's choice)")
     parser.add_argument("--reference_checkout", default=None, help="a checkout of pytorch-CycleGAN-and-pix2pix: "
                         "time the reference's own code instead of its re-statement")
+    parser.add_argument("--start_with", default="reference", choices=["reference", "i2i"],
+                        help="which side runs first in the first round (the order alternates after it)")
     args = parser.parse_args()
     if args.child:
         child(args.child, args)
@@ -277,7 +279,7 @@ def main() -> None:
         batch = str(train_speed.CONFIGS[name][1] if name in train_speed.CONFIGS else 1)
         pairs = []
         for round_ in range(args.rounds):
-            order = ("reference", "i2i") if round_ % 2 == 0 else ("i2i", "reference")
+            order = ("reference", "i2i") if (round_ + (args.start_with == "i2i")) % 2 == 0 else ("i2i", "reference")
             got = {r["side"]: r for r in common.run_children(Path(__file__).resolve(),
                                                              [[side, name, batch] for side in order],
                                                              flags)}
