@@ -20,6 +20,7 @@ from options.test_options import TestOptions
 from util.cli import run_main
 from inference.translator import prepare_for_inference
 from engine.progress import progress_bar
+from util.background import BackgroundWorker
 from util.html import ResultPages, save_test_images
 from util.images import tensors2ims
 
@@ -45,7 +46,8 @@ def main(argv: list[str] | None = None) -> None:
     shapes = ShapeKeeping("A" if opt.direction == "AtoB" else "B") if options.demo else None
 
     done = 0
-    with progress_bar(min(len(dataset), opt.num_test), "test") as bar:
+    # DataLoader workers (--num_threads) load the next batches, one thread writes the PNGs: both overlap the network.
+    with progress_bar(min(len(dataset), opt.num_test), "test") as bar, BackgroundWorker() as writer:
         for data in dataset:
             if done >= opt.num_test:
                 break
@@ -54,7 +56,8 @@ def main(argv: list[str] | None = None) -> None:
             take = min(len(model.get_image_paths()), opt.num_test - done)
             paths = model.get_image_paths()[:take]
             visuals = {name: images[:take] for name, images in model.get_current_visuals().items()}
-            save_test_images(webpage, visuals, paths, aspect_ratio=opt.aspect_ratio, width=opt.display_winsize)
+            writer.submit(save_test_images, webpage, visuals, paths, aspect_ratio=opt.aspect_ratio,
+                          width=opt.display_winsize)
             if shapes is not None:
                 shapes.add({name: tensors2ims(images) for name, images in visuals.items()})
             done += take

@@ -3,8 +3,12 @@
     python benchmarks/reference_speed.py                          # train_speed.py's four configs and inference
     python benchmarks/reference_speed.py --configs pix2pix_256 --rounds 3
     python benchmarks/reference_speed.py --quick                  # a smoke run at tiny widths and sizes
+    python benchmarks/reference_speed.py --configs cycle_gan_256 --reference_checkout ../pytorch-CycleGAN-and-pix2pix
 
-The reference's code cannot be run here, so its training step is re-stated from its documented behaviour
+With `--reference_checkout PATH` the reference's side is the reference's own code, imported from that checkout
+in its child process (benchmarks/reference_checkout.py): its TrainOptions parsed from the same flags, its
+`create_model(opt)`, `setup`, `set_input` and `optimize_parameters` (inference: its `networks.define_G`
+under torch.no_grad()). Without it, the reference's training step is re-stated from its documented behaviour
 (shared/docs/reference-behaviour.md, sections 2.2, 2.3, 3.7 and 3.9): the same networks with plain PyTorch
 layers, the same forward/backward order (CycleGAN: four generator passes, then two identity passes inside
 G's loss; pix2pix: D first, then G; inference: the generator under torch.no_grad()), `requires_grad`
@@ -17,6 +21,8 @@ Each round runs the reference then i2i (the next round the other way round), eac
 measures its own convolution peak, so drift of the machine shows up as drift of the peak. Printed: seconds per
 iteration of each, the speed-up per round (reference time / i2i time of the same round), and that speed-up
 scaled by the ratio of the two processes' convolution rates (what it would be had the machine kept one speed).
+Environment variables reach both children, so `ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2` emulates an
+AVX2-only CPU for both sides; each record names the capability PyTorch ran with.
 """
 
 from __future__ import annotations
@@ -175,19 +181,59 @@ def inference_steps(side: str, name: str, batch: int, args: argparse.Namespace, 
     return step
 
 
+def own_code_step(name: str, batch: int, args: argparse.Namespace, tmp: str):
+    """The reference's own step for config `name`, imported from --reference_checkout."""
+    import reference_checkout
+
+    reference_checkout.use_checkout(args.reference_checkout, common.ROOT)
+    if name in INFERENCE:
+        netG, norm = ("unet_256", "batch") if "unet" in name else ("resnet_9blocks", "instance")
+        side = 64 if args.quick and netG.startswith("resnet") else 256  # as infer_speed.build_model
+        image = torch.rand(batch, 3, side, side) * 2 - 1
+        return reference_checkout.inference_step(netG, norm, 8 if args.quick else 64, image), False
+    flags, _ = train_speed.CONFIGS[name]
+    if args.quick:
+        size = str(train_speed.QUICK_SIZE[name])
+        flags = [*flags, *train_speed.QUICK, "--load_size", size, "--crop_size", size]
+    argv = ["--dataroot", tmp, "--checkpoints_dir", tmp, "--display_id", "0", "--batch_size", str(batch),
+            "--gpu_ids", "-1", *flags]
+    size = int(flags[len(flags) - 1 - flags[::-1].index("--crop_size") + 1])  # the last one given wins
+    data = train_speed.synthetic_batch(argparse.Namespace(crop_size=size, input_nc=3, output_nc=3), batch)
+    return reference_checkout.training_step(argv, data), True
+
+
+def record_of(side: str, name: str, batch: int, times: list[float], peak, args: argparse.Namespace) -> dict:
+    code = "i2i"
+    if side == "reference":
+        code = "re-stated"
+        if args.reference_checkout:
+            import reference_checkout
+
+            code = f"own code at {reference_checkout.checkout_commit(args.reference_checkout)[:12]}"
+    return {"side": side, "config": name, "batch": batch, **common.summary(times),
+            "conv_peak_gflops": peak.median(), "code": code, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
 def child(argv: list[str], args: argparse.Namespace) -> None:
     side, name, batch = argv[0], argv[1], int(argv[2])
     device = torch.device("cpu")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if side == "reference" and args.reference_checkout:
+        with tempfile.TemporaryDirectory() as tmp:
+            step, backward = own_code_step(name, batch, args, tmp)
+            peak = common.ConvPeak(device, backward=backward, amp=False, channels_last=False)
+            step()
+            times = common.time_interleaved(step, peak, device, args.warmup, args.repeats, args.iters)
+        print(json.dumps(record_of(side, name, batch, times, peak, args)))
+        return
     if name in INFERENCE:
         with tempfile.TemporaryDirectory() as tmp:
             step = inference_steps(side, name, batch, args, tmp)
             peak = common.ConvPeak(device, backward=False, amp=False, channels_last=False)
             step()
             times = common.time_interleaved(step, peak, device, args.warmup, args.repeats, args.iters)
-        print(json.dumps({"side": side, "config": name, "batch": batch, **common.summary(times),
-                          "conv_peak_gflops": peak.median()}))
+        print(json.dumps(record_of(side, name, batch, times, peak, args)))
         return
     with tempfile.TemporaryDirectory() as tmp:
         model, opt = train_speed.build_model(name, "fp32", batch, device, args.quick, tmp)
@@ -208,8 +254,7 @@ def child(argv: list[str], args: argparse.Namespace) -> None:
         peak = common.ConvPeak(device, backward=True, amp=False, channels_last=False)
         step()
         times = common.time_interleaved(step, peak, device, args.warmup, args.repeats, args.iters)
-    print(json.dumps({"side": side, "config": name, "batch": batch, **common.summary(times),
-                      "conv_peak_gflops": peak.median()}))
+    print(json.dumps(record_of(side, name, batch, times, peak, args)))
 
 
 def main() -> None:
@@ -218,20 +263,26 @@ def main() -> None:
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset of: " + ", ".join(CONFIGS))
     parser.add_argument("--rounds", type=int, default=2, help="reference/i2i pairs per config (order alternates)")
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads of both (default: PyTorch's choice)")
+    parser.add_argument("--reference_checkout", default=None, help="a checkout of pytorch-CycleGAN-and-pix2pix: "
+                        "time the reference's own code instead of its re-statement")
+    parser.add_argument("--start_with", default="reference", choices=["reference", "i2i"],
+                        help="which side runs first in the first round (the order alternates after it)")
     args = parser.parse_args()
     if args.child:
         child(args.child, args)
         return
     common.prepare_run(args)
     rows = []
+    flags = common.child_flags(args, *([f"--reference_checkout={args.reference_checkout}"]
+                                       if args.reference_checkout else []))
     for name in args.configs.split(","):
         batch = str(train_speed.CONFIGS[name][1] if name in train_speed.CONFIGS else 1)
         pairs = []
         for round_ in range(args.rounds):
-            order = ("reference", "i2i") if round_ % 2 == 0 else ("i2i", "reference")
+            order = ("reference", "i2i") if (round_ + (args.start_with == "i2i")) % 2 == 0 else ("i2i", "reference")
             got = {r["side"]: r for r in common.run_children(Path(__file__).resolve(),
                                                              [[side, name, batch] for side in order],
-                                                             common.child_flags(args))}
+                                                             flags)}
             if len(got) == 2:
                 pairs.append(got)
                 print(f"done: {name} round {round_ + 1}: reference {got['reference']['median_s']:.3f} s/it, "

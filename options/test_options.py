@@ -26,8 +26,13 @@ class TestOptions(BaseOptions):
         add("--eval", action="store_true", help="use eval mode (batch norm statistics, no dropout) at test time")
         add("--num_test", type=number(int, at_least=1), default=50, help="how many test images to run")
         # inference: any size, tiles, exported models (inference/translator.py)
-        add("--backend", default="torch", choices=["torch", "onnxruntime"],
-            help="run the PyTorch checkpoints, or the ONNX files export.py wrote (<epoch>_net_<name>.onnx)")
+        add("--backend", default="torch", choices=["torch", "onnxruntime", "onnxruntime_int8"],
+            help="run the PyTorch checkpoints, the ONNX files export.py wrote (<epoch>_net_<name>.onnx), or the "
+            "checkpoints quantised to int8 by onnxruntime (cached as <epoch>_net_<name>.int8.onnx; prints the error)")
+        add("--calibration_dir", default=None,
+            help="onnxruntime_int8: images that calibrate the quantisation (default: <dataroot>/trainA or trainB)")
+        add("--calibration_images", type=number(int, at_least=1), default=32,
+            help="onnxruntime_int8: how many calibration images (the first, sorted)")
         add("--tile", type=number(int, at_least=0), default=0, help="translate images larger than N pixels in N x N tiles (0: whole)")
         add("--tile_overlap", type=number(int, at_least=0), default=32, help="pixels shared by neighbouring tiles, blended linearly")
         add("--tile_stat_passes", type=number(int, at_least=0), default=2,

@@ -236,3 +236,37 @@ def test_test_py_pages_more_than_100_inputs_with_working_links(tmp_path):
         assert (web / src).is_file(), src
     for href in first_links + second_links:
         assert href.startswith("images/") or (web / href).is_file(), href
+
+
+def test_background_worker_keeps_order_and_hands_back_a_failure():
+    from util.background import BackgroundWorker
+
+    done = []
+    with BackgroundWorker(backlog=2) as worker:
+        for i in range(5):
+            worker.submit(done.append, i)
+    assert done == [0, 1, 2, 3, 4]
+
+    def fail():
+        raise OSError("disk full")
+
+    worker = BackgroundWorker()
+    worker.submit(fail)
+    with pytest.raises(OSError, match="disk full"):
+        worker.close()
+
+
+def test_translate_cli_batches_images_of_one_size_and_keeps_each_size(tmp_path):
+    from tests.helpers import load_script, write_images
+
+    folder, _ = _checkpoint(tmp_path)
+    write_images(tmp_path / "in", 3, (20, 12))
+    write_images(tmp_path / "in" / "sub", 2, (16, 24), seed=1)
+    single = load_script("translate").main([str(tmp_path / "in"), "--checkpoint", str(folder), "--output",
+                                            str(tmp_path / "one"), "--batch_size", "1", "--num_threads", "0"])
+    batched = load_script("translate").main([str(tmp_path / "in"), "--checkpoint", str(folder), "--output",
+                                             str(tmp_path / "four"), "--batch_size", "4", "--num_threads", "1"])
+    assert [p.relative_to(tmp_path / "one") for p in single] == [p.relative_to(tmp_path / "four") for p in batched]
+    for a, b in zip(single, batched):
+        first, second = np.asarray(Image.open(a), dtype=int), np.asarray(Image.open(b), dtype=int)
+        assert first.shape == second.shape and np.abs(first - second).max() <= 1  # eval mode: batching is exact
