@@ -1,12 +1,9 @@
 """Stopping (or skipping) when training diverges: a NaN or Inf loss or gradient.
 
-`--nan_policy stop` (default) costs no device sync per iteration: `watch` records, on the device, the first
-sample count at which each loss was not finite; `check` reads that record (one sync) at the moments that
-sync anyway — when losses are printed and before every checkpoint — and stops with the loss, the value and
-the iteration. Since the check runs before each save, a diverged model never overwrites a good checkpoint.
-
-`--nan_policy skip` drops an optimizer step whose gradients are not all finite (its parameters and moments
-stay as they were), as a grad scaler does; that check costs one device sync per optimizer step.
+`--nan_policy stop`: `watch` records on the device (no sync) the first sample count at which each loss was not
+finite; `check` reads it where losses are synced anyway (printing, before every save), so a diverged model
+never overwrites a good checkpoint. `--nan_policy skip` drops optimizer steps with non-finite gradients (one
+sync per step). docs/troubleshooting.md ("How resuming works") has the details.
 """
 
 from __future__ import annotations

@@ -1,18 +1,10 @@
 """Evaluation during training (`--eval_freq N --eval_metric M`): score the test split, keep the best weights.
 
-At the first epoch of a run, every N epochs and at the last epoch, the generators (in eval mode, as
-`test.py --eval`) translate the test split (resized to --crop_size) and one metric is computed:
-
-- fid / kid: the translations `fake_B` against the real `real_B` images, as distributions;
-- psnr / ssim / lpips: `fake_B` against `real_B` image by image when the data are pairs
-  (`--dataset_mode aligned`), else the cycle reconstruction `rec_A` against `real_A`.
-
-The score is logged beside the losses (`eval_<metric>` in loss_log.txt / loss_log.jsonl), the plateau LR
-policy watches it (negated when higher is better), and the weights with the best score so far are saved as
-`best_net_<name>.pth`, with `best_metric.json` saying which epoch they are from.
-
-Under torchrun rank 0 alone evaluates and writes; the value the plateau policy watches is made the same on
-every rank (rank 0's score, or the job's mean training loss), so the learning rates stay equal across ranks.
+At the first, every N-th and the last epoch, the generators (in eval mode) translate the test split (resized
+to --crop_size). fid / kid compare `fake_B` with `real_B` as distributions; psnr / ssim / lpips compare
+`fake_B` with `real_B` image by image on pairs (`--dataset_mode aligned`), else `rec_A` with `real_A`. The
+score is logged as `eval_<metric>`, watched by the plateau LR policy, and the best weights so far are saved as
+`best_net_<name>.pth` (`best_metric.json` names the epoch). Under torchrun rank 0 alone evaluates.
 """
 
 from __future__ import annotations
@@ -93,8 +85,8 @@ class TrainingEvaluator:
     def lr_metric(self, fallback: float | None) -> float | None:
         """What the plateau policy watches: the latest score (lower is better), or `fallback` without evaluation.
 
-        Call it on every rank under torchrun: it returns the same value on all of them (rank 0's score, else the
-        mean of the ranks' fallbacks, each rank's training loss on its shard), so their schedulers stay equal."""
+        Call it on every rank: it returns the same value on all of them (rank 0's score, else the mean of the
+        ranks' fallbacks), so their schedulers stay equal."""
         score = None
         if self.freq > 0 and self.latest is not None:
             score = -self.latest if self.spec.higher_is_better else self.latest

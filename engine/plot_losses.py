@@ -3,14 +3,10 @@
     python -m engine.plot_losses checkpoints/NAME            # -> checkpoints/NAME/loss_curves.png
     python -m engine.plot_losses checkpoints/NAME -o out.png --width 1200
 
-One small panel per loss, each with its own y-scale (a cycle loss near 3 and a discriminator loss near
-0.25 would flatten each other on one axis): the logged values faint, a moving average bold, so the
-trend stays readable at thousands of points. The x-axis is the epoch (epoch + fraction, as Visdom
-shows it) when the log records the dataset size, otherwise the samples seen.
-
-The training page redraws this image at every save, so each curve is first reduced to at most one point per
-pixel column: drawing costs the same at 100 or 100,000 logged steps. `loss_figure` returns the matplotlib
-Figure for anyone who wants to restyle it or add to it.
+One panel per loss with its own y-scale (a cycle loss near 3 would flatten a discriminator loss near 0.25),
+the logged values faint and a moving average bold; x is the epoch (with fractions) when the log records the
+dataset size, else the samples seen. Each curve is first reduced to at most one point per pixel column, so the
+training page's redraw at every save costs the same at 100 or 100,000 steps.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """Progress of long loops: tqdm bars on a terminal, a plain line every so often otherwise.
 
-A bar redrawn in place is what a person at a terminal wants; in a CI log or a file it turns into
-thousands of carriage returns. So each counter looks at its stream: a terminal gets a tqdm bar
-(current losses and it/s included), anything else gets one ordinary line at most every
-`interval` seconds and one when the counter completes. Under torchrun only rank 0 shows progress and
-`write`s lines: the other processes train the same steps on their shards.
+A bar redrawn in place turns into thousands of carriage returns in a CI log or a file, so a counter whose
+stream is not a terminal writes one plain line at most every `interval` seconds and one at the end.
+Under torchrun only rank 0 shows progress and `write`s lines.
 
     progress = TrainProgress(first_epoch=1, last_epoch=200, batches_per_epoch=math.ceil(samples / batch_size))
     for epoch in progress.epochs():

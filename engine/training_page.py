@@ -68,7 +68,7 @@ class TrainingPage:
         newest = sorted(epochs, reverse=True)[:EPOCHS_PER_PAGE]
         blocks = self._blocks()
         older = [b for b in blocks if b * EPOCHS_PER_PAGE + 1 < min(newest)]
-        page = self._page(f"Experiment name = {self.name}", refresh)
+        page = HTML(self.web_dir, f"Experiment name = {self.name}", refresh=refresh)
         page.add_links([("older epochs \u00bb", self._block_page(older[-1]) if older else None)])
         if (self.img_dir / LOSS_IMAGE).is_file():
             page.add_image(LOSS_IMAGE, "loss curves")
@@ -90,16 +90,14 @@ class TrainingPage:
     def _write_block(self, block: int, blocks: Sequence[int], refresh: int, order: Sequence[str]) -> None:
         k = EPOCHS_PER_PAGE
         newer, older = self._block_links[block] = self._links(block, blocks)
-        page = self._page(f"Experiment name = {self.name}, epochs {block * k + 1}-{(block + 1) * k}", refresh)
+        page = HTML(self.web_dir, f"Experiment name = {self.name}, epochs {block * k + 1}-{(block + 1) * k}",
+                    refresh=refresh)
         page.add_links([("newest (index)", "index.html"),
                         ("\u00ab newer", None if newer is None else self._block_page(newer)),
                         ("older \u00bb", None if older is None else self._block_page(older))])
         epochs = [e for e in range(block * k + 1, (block + 1) * k + 1) if e in self._known_epochs()]
         self._add_epochs(page, sorted(epochs, reverse=True), order)
         page.save(self._block_page(block))
-
-    def _page(self, title: str, refresh: int) -> HTML:
-        return HTML(self.web_dir, title, refresh=refresh)
 
     def _add_epochs(self, page: HTML, epochs: Sequence[int], order: Sequence[str]) -> None:
         rank = {label: i for i, label in enumerate(order)}

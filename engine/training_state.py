@@ -1,21 +1,9 @@
-"""The full training state, so that a stopped run continues exactly where it was.
+"""The full training state `<tag>_state.pth`, so that a stopped run continues exactly where it was.
 
-Beside the reference-format `<tag>_net_*.pth` files, a run writes a training-state checkpoint `<tag>_state.pth`:
-
-- `latest_state.pth` at every `latest` save (every `--save_latest_freq` samples and every epoch save);
-- `<epoch>_state.pth` at every epoch save, `iter_<N>_state.pth` with `--save_by_iter` (hard links where the
-  file system allows, so `latest` costs no second write); `--keep_last N` keeps only the newest N numbered ones.
-
-Each holds the networks, optimizers, LR schedulers, grad scalers and image pools of the model, the epoch's
-running loss sums, the RNG states (Python, NumPy, torch, CUDA), the position (epoch, samples into it,
-total_iters), the data order's seeds, the number of processes, the options and the i2i version — tensors and
-plain containers only, so it loads with `torch.load(weights_only=True)`. It is self-contained: a run killed
-between writing the network files and the state still resumes consistently from the previous state.
-
-Under torchrun the samples into the epoch count those of all processes (as train.py does); a resumed process
-skips its own share of them, the batches of its shard it trained already (`engine.distributed.shard_samples`).
-What differs between processes (image pools, the epoch's loss sums, random generators) is gathered into rank
-0's file under `ranks`, and each process of a job resumed with as many processes takes back its own.
+What it holds and when it is written: docs/troubleshooting.md ("How resuming works"); torchrun jobs:
+docs/scaling.md. Tensors and plain containers only, so it loads with `torch.load(weights_only=True)`. It is
+self-contained: a run killed between writing the network files and the state still resumes from the previous
+state. What differs between processes (image pools, loss sums, RNG) is gathered into rank 0's file under `ranks`.
 
     state = resume_or_start(opt, model, dataset)      # --continue_train: the saved state (or weights only)
     for epoch in range(state.epoch, last_epoch + 1):
@@ -145,8 +133,7 @@ class TrainingState:
             prune_checkpoints(self.run_dir, self.opt.keep_last)
 
     def _own_part(self) -> dict[str, Any]:
-        """This process's own share of the state: its image pools (fed by its shard's fakes), its epoch's loss
-        sums and its random number generators."""
+        """This process's own share of the state: its image pools, epoch loss sums and random generators."""
         return {**self.model.training_state(shared=False),
                 "epoch_losses": {"sums": move_to(self.epoch_losses.sums, "cpu"), "count": self.epoch_losses.count},
                 "rng": rng_state()}
@@ -193,10 +180,8 @@ class TrainingState:
 def resume_or_start(opt: argparse.Namespace, model: Any, dataset: Any) -> TrainingState:
     """The run's `TrainingState`: restored from `<epoch>_state.pth` with `--continue_train`, else fresh.
 
-    Call after `model.setup(opt)` (which creates the schedulers and, with `--continue_train`, loads the
-    reference-format weights). Without a state file, `--continue_train` resumes from those weights at
-    `--epoch_count`, as the reference does.
-    """
+    Call after `model.setup(opt)` (which creates the schedulers and, with `--continue_train`, loads the weights,
+    all that a run without a state file resumes from)."""
     state = TrainingState(opt, model, dataset)
     state.guard.install(model.optimizers)
     share_data_seed(dataset)

@@ -1,17 +1,10 @@
 """torch.distributed primitives that know no model: this process's rank, small broadcasts, and the gradient
 averaging that runs inside every optimizer step of a torchrun job.
 
-How gradients are shared, and why networks are not wrapped in DistributedDataParallel: a GAN step calls the
-same network several times before one backward (CycleGAN's G_A sees real_A, fake_A and real_B; D sees real
-and fake images) and freezes D while G learns. DDP's per-parameter readiness hooks assume one forward per
-backward and every parameter used ("Expected to mark a variable ready only once", or a hang on the frozen
-ones). Instead, gradients are averaged right before each optimizer step: the gradients of that optimizer's
-parameters are flattened into buckets of `--bucket_cap_mb` and all-reduced together. The step itself is
-unchanged, so it works for any model, including plugins written against the reference's API that call
-`optimizer.step()` themselves: a process-wide optimizer step pre-hook does the averaging for every optimizer.
-Each optimizer's parameters are broadcast from rank 0 at its first step (which covers networks a model builds
-late), so all ranks start and stay identical. The price: communication does not overlap the backward pass.
-The job itself is set up by `engine.distributed.init_distributed`.
+Networks are not wrapped in DistributedDataParallel (a GAN step calls a network several times per backward and
+freezes D while G learns): a process-wide optimizer step pre-hook averages each optimizer's gradients in flat
+buckets instead, so any model works, plugins included. Why and how: docs/scaling.md ("How gradients are
+shared"). The job itself is set up by `engine.distributed.init_distributed`.
 """
 
 from __future__ import annotations

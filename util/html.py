@@ -82,7 +82,6 @@ class HTML:
 
 
 def write_atomic(path: Path, text: str) -> Path:
-    """Write `text` to `path` atomically (a reader or browser never sees a half page)."""
     atomic_write(path, lambda f: f.write(text), mode="w", durable=False)
     return path
 

@@ -1,19 +1,10 @@
 """Plugins: models, dataset modes and networks that live outside i2i, found in a fixed order.
 
-1. built-ins: everything the i2i packages register when they are imported;
-2. `--plugin MODULE_OR_FILE.py` (repeatable): a module name on the Python path or a path to a .py file,
-   imported before the option parser is built, so its names appear in `--help` and `choices=`;
-3. installed distributions declaring the entry-point group `i2i.plugins` (skipped with
-   `--no_plugin_autoload` or the environment variable `I2I_DISABLE_PLUGIN_AUTOLOAD=1`);
-4. the reference's file convention, `models/foo_model.py` / `data/bar_dataset.py`, looked up when a name is
-   asked for (`Registry.find`), or all at once for `--list`.
-
-A plugin registers into the same registries as the built-ins, so a name used twice stops with the registry's
-error naming both places; a plugin that fails to import stops with a `PluginImportError` naming it and how to
-turn it off. A plugin file named like the convention (`foo_model.py`) runs with the convention's package as
-its `__package__`, so the reference's relative imports (`from .base_model import BaseModel`) resolve to i2i's,
-and its class is registered by the convention if it did not register itself. This module knows no registry by
-name: the option layer passes them in.
+Built-ins, then `--plugin MODULE_OR_FILE.py`, then installed `i2i.plugins` entry points (unless
+`--no_plugin_autoload` / `I2I_DISABLE_PLUGIN_AUTOLOAD=1`), then the reference's file convention
+(`models/foo_model.py`) when a name is asked for: docs/plugins.md. A plugin file named like the convention runs
+with the convention's package as its `__package__`, so the reference's relative imports resolve to i2i's. This
+module knows no registry by name: the option layer passes them in.
 """
 
 from __future__ import annotations

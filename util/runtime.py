@@ -1,14 +1,8 @@
 """Fast paths for the device: backend flags, network layout and compilation, optimizer kernels.
 
-Each is chosen by an option and measured by `benchmarks/` (figures in docs/scaling.md):
-- TF32 matmuls/convolutions on GPUs that have them (`--no_tf32` keeps full fp32); cuDNN autotuning where the
-  input size is fixed (a `--preprocess` that crops) unless `--seed` asks for reproducibility;
-- `--channels_last`: NHWC weights and images (convolutions run in that layout without reordering);
-- several `--gpu_ids` in one process: `DataParallel` (the reference's way), keeping the caller's autocast dtype;
-- `--compile`: `torch.compile` of each network, checked up front so a missing compiler is one clear message;
-- `--sync_bn`: batch norm statistics over all processes of a torchrun job (GPUs only);
-- Adam's fused kernel (one pass over the parameters, not one element-wise op per tensor) where this build
-  has it, `--optimizer_impl` to choose.
+TF32 and cuDNN autotuning, `--channels_last`, `DataParallel` over several `--gpu_ids`, `--compile`, `--sync_bn`
+and Adam's fused kernel (`--optimizer_impl`); each is chosen by an option, and docs/scaling.md ("Fast paths")
+has what it does and what it measured.
 """
 
 from __future__ import annotations
