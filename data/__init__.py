@@ -1,36 +1,8 @@
 """Dataset modes (`--dataset_mode`), preprocessing and the embedded demo data.
 
-How to add a dataset mode `foo`, selected with `--dataset_mode foo`:
-
-1. Create `data/foo_dataset.py` (or a plugin module) with a subclass of `BaseDataset`:
-
-       from data import DATASETS
-       from data.base_dataset import BaseDataset, apply_transform, get_transform
-       from data.image_folder import load_image, make_dataset
-
-       @DATASETS.register("foo")
-       class FooDataset(BaseDataset):
-           '''One line for --help: what the folder layout is.'''
-
-           @classmethod
-           def modify_commandline_options(cls, parser, is_train):
-               parser.add_argument("--foo_scale", type=float, default=1.0, help="...")
-               return parser
-
-           def __init__(self, opt):
-               super().__init__(opt)
-               self.paths = make_dataset(f"{opt.dataroot}/{opt.phase}", opt.max_dataset_size)
-               self.transform = get_transform(opt, grayscale=opt.input_nc == 1)
-
-           def __getitem__(self, index):
-               path = self.paths[index]
-               return {"A": apply_transform(self.transform, load_image(path), path), "A_paths": path}
-
-           def __len__(self):
-               return len(self.paths)
-
-2. That is all. A file `data/foo_dataset.py` with a class `FooDataset` is found even without the decorator
-   (the reference's file convention). `create_dataset(opt)` builds it and wraps it in a `DatasetLoader`.
+A mode `foo` is a `BaseDataset` subclass registered with `@DATASETS.register("foo")`, or class `FooDataset` in
+`data/foo_dataset.py` (the reference's convention); start from `data/template_dataset.py` and see
+docs/plugins.md ("Writing a dataset mode"). `create_dataset(opt)` builds it and wraps it in a `DatasetLoader`.
 """
 
 from __future__ import annotations
@@ -72,15 +44,14 @@ class DatasetLoader:
         if sampler is not None and not isinstance(sampler, torch.utils.data.Sampler):
             sampler = sampler(dataset)  # a factory, e.g. lambda ds: DistributedSampler(ds)
         self.sampler = sampler
-        self.max_dataset_size = _as_limit(opt.max_dataset_size)
+        self.max_dataset_size = math.inf if opt.max_dataset_size is None else opt.max_dataset_size
         # Under torchrun the cap counts the samples of all processes, as the frequencies do: each its share.
         replicas = getattr(sampler, "num_replicas", 1)
         self.pass_limit = math.ceil(self.max_dataset_size / replicas) if math.isfinite(self.max_dataset_size) \
             else math.inf
         # The order and each item's augmentation follow from one seed (data/sampler.py): replayable, resumable.
-        seed = opt.seed
         self.order = EpochOrder(len(dataset), shuffle=not opt.serial_batches,
-                                seed=draw_seed() if seed is None else seed, inner=sampler)
+                                seed=draw_seed() if opt.seed is None else opt.seed, inner=sampler)
         self._epoch_given, self._passes, self._skip = False, 0, 0
         # More loader processes than cores only competes with the training step for the CPU.
         workers = min(int(opt.num_threads), os.cpu_count() or 1)
@@ -134,11 +105,6 @@ class DatasetLoader:
                 yield batch
         except I2IError as exc:  # from a loader worker it arrives wrapped in the worker's traceback
             raise worker_message(exc) from None
-
-
-def _as_limit(value: Any) -> float:
-    """`--max_dataset_size` as a number; None means no limit."""
-    return math.inf if value is None else value
 
 
 def create_dataset(opt: argparse.Namespace, sampler: SamplerArg = None) -> DatasetLoader:

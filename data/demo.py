@@ -4,12 +4,9 @@
     make_aligned_demo(DEMO_ALIGNED)       # train/ test/ of A|B side-by-side images (pix2pix layout)
     make_colorization_demo()              # train/ test/ of the unaligned scenes (both domains), for colorization
 
-Unaligned: A = random scenes of circles, boxes and triangles in warm colours (orange/red on pale yellow);
-B = the same kind of scenes in cool colours (blue/teal on dark navy). The translation is a recolouring that a
-small CycleGAN learns in a few hundred iterations, and its success is obvious to the eye.
-
-Aligned: A = a label map of the shapes (flat class colours on black: circle red, box green, triangle blue);
-B = a "photo" of the same layout (shaded, gradient-filled shapes on a textured background).
+Unaligned: scenes of circles, boxes and triangles in warm colours (A) and cool colours (B), a recolouring a
+small CycleGAN learns in a few hundred iterations. Aligned: a label map of the shapes (A) and a shaded "photo"
+of the same layout (B).
 """
 
 from __future__ import annotations

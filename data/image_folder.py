@@ -1,13 +1,8 @@
 """Finding and opening image files.
 
-Extensions match case-insensitively and include .webp; the file list is sorted *before* `max_dataset_size`
-truncates it (so the subset does not depend on the filesystem); a missing or empty folder, and an unreadable
-(corrupt, truncated, non-image) file, raise `I2IError` naming the path: training stops rather than silently
-learning from a smaller dataset (docs/troubleshooting.md).
-
-Decoding, as a viewer shows the image: the EXIF orientation of camera photos is applied; transparent pixels
-(RGBA, LA, palette with transparency) are laid over white instead of losing their alpha to whatever colour
-they hide; 16-bit and float grayscale are scaled to 8 bits; CMYK and palette images convert to RGB.
+Images load as a viewer shows them (EXIF orientation applied, transparency over white, 16-bit and float
+grayscale scaled to 8 bits; docs/differences.md, "Data"); a missing or empty folder or an unreadable file
+raises `I2IError` naming the path, so training stops rather than silently learning from fewer images.
 """
 
 from __future__ import annotations
@@ -60,12 +55,9 @@ def make_dataset(
 
 
 def load_image(path: str | os.PathLike, mode: str = "RGB") -> Image.Image:
-    """Open an image with PIL and convert it to `mode` ("RGB" or "L").
+    """Open an image with PIL and convert it to `mode` ("RGB" or "L"); `I2IError` naming the file if unreadable.
 
-    16-bit grayscale images are scaled to 8 bits first (PIL's own conversion would clip them to white); see
-    the module docstring for EXIF orientation and transparency. Raises `I2IError` naming the file when it
-    cannot be read.
-    """
+    16-bit grayscale is scaled to 8 bits first (PIL's own conversion would clip it to white)."""
     try:
         with Image.open(path) as img:
             img.load()
