@@ -1,10 +1,8 @@
 """Write a generator as ONNX or TorchScript that takes any batch size, height and width.
 
-The exported module is the generator inside `inference.sizing.SizeAdapter`, so an input of any size is padded to
-the generator's size multiple and the output cropped back: the file behaves like test.py. Networks are
-exported in eval mode (BatchNorm running statistics, no dropout), as `test.py --eval` runs them.
-ONNX goes through PyTorch's TorchScript-based exporter (fast, needs only the `onnx` package); where a PyTorch
-release no longer has it, through the torch.export-based one (which needs `onnxscript`).
+The generator is exported inside `inference.sizing.SizeAdapter` (any size in, the same size out) and in eval
+mode, so the file behaves like `test.py --eval`. ONNX goes through PyTorch's TorchScript-based exporter (needs
+only `onnx`), or the torch.export-based one (needs `onnxscript`) where a PyTorch release lacks the former.
 """
 
 from __future__ import annotations

@@ -1,11 +1,9 @@
 """int8 generators: the generator exported to ONNX, quantised statically by onnxruntime, and run by it.
 
-Quantisation is onnxruntime's static QDQ scheme: int8 weights (per output channel) and uint8 activations whose
-ranges come from calibration images, preprocessed as the run's own inputs are. The quantised file is cached
-beside the checkpoint (`<epoch>_net_<name>.int8.onnx`, written atomically) under a key of the weights and the
-calibration tensors; a changed key quantises again. Every use states the error: mean
-and largest absolute difference of the int8 output from the fp32 PyTorch output on the calibration images
-(outputs in [-1, 1]) and its PSNR.
+onnxruntime's static QDQ scheme: int8 weights (per output channel), uint8 activations calibrated on images
+preprocessed as the run's inputs are. The file is cached beside the checkpoint (`<epoch>_net_<name>.int8.onnx`)
+under a key of the weights and calibration tensors. Every use states the error against the fp32 PyTorch output
+on the calibration images (mean and largest absolute difference, PSNR).
 """
 
 from __future__ import annotations
@@ -67,15 +65,6 @@ def input_channels(net: nn.Module) -> int:
         raise I2IError(f"{type(net).__name__} has no convolution: int8 quantisation knows only convolutional "
                        "generators.")
     return first.in_channels
-
-
-def load_calibration(paths: Sequence[Path], to_tensor: Callable[[Path], torch.Tensor], source: str) \
-        -> list[torch.Tensor]:
-    """One 1 x C x H x W tensor per calibration image, made by `to_tensor` (the run's own preprocessing)."""
-    if not paths:
-        raise I2IError(f"no calibration images in {source}: int8 quantisation needs a few dozen of the images the "
-                       "model translates; pass --calibration_dir FOLDER.")
-    return [to_tensor(path) for path in paths]
 
 
 def cache_key(net: nn.Module, calibration: Sequence[torch.Tensor]) -> str:
@@ -179,13 +168,17 @@ def store(int8: Path, cache: Path, key: str, error: Int8Error) -> None:
 
 
 def int8_generator(net: nn.Module, name: str, paths: Sequence[Path], to_tensor: Callable[[Path], torch.Tensor], *,
-                   cache: Path, source: str, use_cuda: bool = False,
-                   report: Callable[[str], None] = print) -> nn.Module:
-    """`net` quantised to int8 (or its cached int8 file) run by onnxruntime; reports the error as one line."""
+                   cache: Path, source: str) -> nn.Module:
+    """`net` quantised to int8 (or its cached int8 file) run by onnxruntime on the CPU; prints the error.
+
+    `to_tensor` makes a calibration image's 1 x C x H x W tensor with the run's own preprocessing."""
     from .onnx_backend import OnnxGenerator
 
     require_onnxruntime()
-    calibration = load_calibration(paths, to_tensor, source)
+    if not paths:
+        raise I2IError(f"no calibration images in {source}: int8 quantisation needs a few dozen of the images the "
+                       "model translates; pass --calibration_dir FOLDER.")
+    calibration = [to_tensor(path) for path in paths]
     key = cache_key(net, calibration)
     error = cached(cache, key)
     if error is None:
@@ -194,10 +187,10 @@ def int8_generator(net: nn.Module, name: str, paths: Sequence[Path], to_tensor: 
             session = OnnxGenerator(int8).session
             error = measure_error(net, lambda x: session.run(None, {INPUT_NAME: x})[0], calibration)
             store(int8, cache, key, error)
-        report(error.line(name, cached=False) + f"; saved {cache}")
+        print(error.line(name, cached=False) + f"; saved {cache}")
     else:
-        report(error.line(name, cached=True) + f" ({cache})")
-    return OnnxGenerator(cache, use_cuda=use_cuda)
+        print(error.line(name, cached=True) + f" ({cache})")
+    return OnnxGenerator(cache)
 
 
 def image_paths(folder: Path, count: int) -> list[Path]:

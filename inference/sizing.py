@@ -1,9 +1,8 @@
 """Any image size in, the same size out: pad to what a generator needs, translate, crop back.
 
-A generator states the multiple its height and width must be by a `size_multiple` attribute (4 for the
-ResNet generators, 2**num_downs for the U-Nets); for one without it, the multiple is inferred from its
-stride-2 convolutions. Padding repeats the edge pixels (it works for any size, however small) and is added at
-the bottom and right only, so cropping back is a plain slice.
+The multiple is the generator's `size_multiple` (4 for ResNets, 2**num_downs for U-Nets), else inferred from
+its stride-2 convolutions. Padding repeats the edge pixels, at the bottom and right only, so cropping back is a
+plain slice.
 """
 
 from __future__ import annotations

@@ -2,20 +2,19 @@
 
     out = translate_tiled(net, image, tile=512, overlap=64)      # image: 1 x C x H x W in [-1, 1]
 
-Why not just cut the image up: an InstanceNorm layer (and a BatchNorm in training mode) normalises with the
-statistics of what it sees, so each tile would get its own colours. Here every such layer uses the statistics
-of the whole image instead, gathered over the tiles in `stat_passes` passes before the final one:
+Cut up naively, each tile would get its own colours: an InstanceNorm layer (and a BatchNorm in training mode)
+normalises with the statistics of what it sees. Here every such layer uses the whole image's statistics,
+gathered over the tiles in `stat_passes` passes before the final one:
 
 - pass 1 runs each tile with its own statistics and accumulates, per norm layer, the sums of its inputs over
   the tile's own share of the image (its "core": overlaps are split in the middle, so every pixel counts once);
-- each further pass runs with the statistics of the previous pass (frozen) and accumulates them again; norm
-  layer k's statistics are exact after k passes, and later layers converge quickly;
+- each further pass runs with the previous pass's statistics (frozen) and accumulates them again; norm layer
+  k's statistics are exact after k passes, and later layers converge quickly;
 - the final pass runs with the frozen statistics and blends the tiles with weights that ramp linearly across
   the middle half of each overlap (a tile's outer edge, disturbed by its own border, gets no weight).
 
-Memory holds one tile's activations plus the input, output and weight images (4 bytes per pixel and channel).
-Tile positions are multiples of the generator's size multiple, so tiles see the same pixel grid as the whole
-image would.
+Memory holds one tile's activations plus the input, output and weight images. Tile positions are multiples of
+the generator's size multiple, so tiles see the same pixel grid as the whole image would.
 """
 
 from __future__ import annotations

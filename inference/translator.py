@@ -1,13 +1,6 @@
-"""Inference with trained generators: any image size, tiles for very large images, and a 3-line Python API.
-
-    from inference import load_translator
-    translate = load_translator("checkpoints/demo_cycle_gan")        # architecture from train_opt.json
-    translate(Image.open("in.png")).save("out.png")                    # same size out as in
-
-`prepare_for_inference(model, opt)` does the same for test.py's models: it loads the weights (or, with
-`--backend onnxruntime`, the exported ONNX files; with `--backend onnxruntime_int8`, the weights quantised to
-int8 by `inference.int8`) and wraps every generator so that any input size works (`inference.sizing`) and,
-with `--tile N`, large images go through tile by tile (`inference.tiling`).
+"""Inference with trained generators: `load_translator` (the Python API, see `inference`) and, for test.py's
+models, `prepare_for_inference`, which loads the weights (or the ONNX / int8 files of `--backend`) and wraps
+every generator for any input size (`inference.sizing`) and `--tile N` (`inference.tiling`).
 """
 
 from __future__ import annotations
