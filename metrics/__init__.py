@@ -4,9 +4,7 @@
     suite = MetricSuite(["fid", "psnr"], inception_weights="pt_inception-2015-12-05-6726825d.pth")
     scores = suite.compare_folders("results/x/test_latest/images/fake_B", "datasets/x/testB")
 
-FID and KID are torchmetrics' (on torch-fidelity's port of the TensorFlow FID Inception, `metrics.inception`,
-weights found by `metrics.weights`); LPIPS is the `lpips` package's; PSNR and SSIM are `metrics.paired`'s,
-checked against scikit-image. `python evaluate.py --help` runs them on folders.
+`python evaluate.py --help` runs them on folders.
 """
 
 from __future__ import annotations

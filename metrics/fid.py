@@ -3,9 +3,8 @@
     FID = |mu_1 - mu_2|^2 + Tr(S_1 + S_2 - 2 (S_1 S_2)^(1/2))          features' means and covariances
     KID = unbiased MMD^2 with the kernel k(x, y) = (x.y / d + 1)^3, averaged over random subsets
 
-The features come from `metrics.inception` (or any extractor), computed once and shared by both metrics:
-torchmetrics' FID and KID receive them through a pass-through "feature network". The sums they keep are
-reduced across torchrun processes when every process computes; i2i gathers on one process and turns that off.
+The features (`metrics.inception`, or any extractor) reach torchmetrics through a pass-through "feature
+network". i2i gathers them on one process, so torchmetrics' reduction across torchrun processes is turned off.
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""Find the images to compare: two folders, or the visuals of a test results folder.
-
-A results folder (`results/NAME/test_latest`) holds its images either per visual,
-`images/<visual>/<stem>.png` (ready for FID tools), or flat, `images/<stem>_<visual>.png` (the reference's
-names). `result_visuals` reads both into {visual: {stem: path}}.
+"""Find the images to compare: two folders, or the visuals of a test results folder, whose images are either
+per visual (`images/<visual>/<stem>.png`) or flat (`images/<stem>_<visual>.png`, the reference's names).
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """The FID Inception-v3, as torchmetrics runs it through torch-fidelity's feature extractor.
 
-FID and KID are defined with the 2015-12-05 TensorFlow Inception graph. torch-fidelity ports that graph to
-PyTorch, including its bilinear resize to 299x299 (TensorFlow 1.x's, not PyTorch's), and torchmetrics wraps it
-as `NoTrainInceptionV3`; with `antialias=False` it is that port unchanged, so i2i's features are the ones behind
-published numbers and behind torch-fidelity's `fidelity` command.
-
-The weights file (`pt_inception-2015-12-05-6726825d.pth`, the same file torch-fidelity publishes as
+torch-fidelity's port of the 2015-12-05 TensorFlow graph that defines FID and KID (its TensorFlow 1.x resize to
+299x299 included), wrapped by torchmetrics as `NoTrainInceptionV3`; `antialias=False` keeps the port unchanged,
+so the features are those behind published numbers. The weights file (torch-fidelity's
 `weights-inception-2015-12-05-6726825d.pth`) is found by `metrics.weights`, never downloaded by the library.
 """
 

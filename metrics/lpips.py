@@ -1,8 +1,7 @@
 """LPIPS (Zhang et al. 2018) through the `lpips` package, with its AlexNet backbone loaded from a local file.
 
-The `lpips` package ships the small learned linear layers; the AlexNet backbone it would download through
-torchvision is loaded here from `--lpips_weights PATH`, the i2i cache, or a checksummed download
-(see `metrics.weights`). `lpips` is optional: `pip install lpips`.
+The optional `lpips` package ships the learned linear layers; the AlexNet backbone it would download through
+torchvision comes from `--lpips_weights PATH`, the i2i cache, or a checksummed download (`metrics.weights`).
 """
 
 from __future__ import annotations

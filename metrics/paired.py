@@ -1,11 +1,9 @@
 """Metrics of image pairs: PSNR and SSIM (Wang et al. 2004), on 8-bit images as they are saved.
 
-Inputs are float tensors N x C x H x W holding values in [0, data_range] (255 for saved PNGs); each
-function returns one value per image, so callers average over a whole folder.
-SSIM uses the paper's settings: an 11x11 Gaussian window of sigma 1.5, K1 = 0.01, K2 = 0.03, the mean of the
-SSIM map over the positions where the window fits (no padding), averaged over channels, as the authors'
-code and scikit-image compute it. torchmetrics' SSIM also averages over reflect-padded borders (it differs
-by up to 4e-4 on a 48x40 image), so these few lines stay; tests check them against scikit-image.
+Inputs are float tensors N x C x H x W in [0, data_range] (255 for saved PNGs); one value per image. SSIM
+uses the paper's settings (11x11 Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03) and averages the SSIM map
+over the positions where the window fits, as the authors' code and scikit-image do; torchmetrics' SSIM also
+averages over reflect-padded borders, hence these few lines (tests check them against scikit-image).
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Run a chosen set of metrics over image batches, folders or model outputs, in bounded memory.
 
-Images enter as uint8 tensors N x C x H x W (what saved results hold), which is what the FID Inception takes.
-Distribution metrics keep only 2048 features per image; paired metrics keep one number per pair, so thousands
-of images are fine.
+Images enter as uint8 tensors N x C x H x W (what saved results hold). Distribution metrics keep 2048 features
+per image, paired metrics one number per pair, so thousands of images are fine.
 """
 
 from __future__ import annotations

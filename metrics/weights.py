@@ -1,14 +1,9 @@
-"""Feature-extractor weights: a local file, a cache folder, or a checksummed download.
+"""Feature-extractor weights (the FID Inception, LPIPS's AlexNet): a local file, a cache folder, or a download.
 
-Metric networks (the FID Inception, LPIPS's AlexNet) need published weights. i2i looks for them, in order:
-
-1. an explicit file (`--inception_weights PATH`, `--lpips_weights PATH`);
-2. the cache folder: `$I2I_CACHE`, else `~/.cache/i2i` (file name = the published name, e.g.
-   `pt_inception-2015-12-05-6726825d.pth`);
-3. a download from the published URL into the cache, only when allowed (`download=True`), checked against
-   the SHA-256 prefix that the published file name carries (the torch.hub convention), written atomically.
-
-When none works the error names the URL to fetch and the exact path to put the file at.
+Looked for in order: an explicit file (`--inception_weights PATH`, `--lpips_weights PATH`); the cache folder
+(`$I2I_CACHE`, else `~/.cache/i2i`, under the published file name); with `download=True`, the published URL,
+checked against the SHA-256 prefix the file name carries (the torch.hub convention). When none works, the
+error names the URL and the exact path to put the file at.
 """
 
 from __future__ import annotations
@@ -57,14 +52,6 @@ ALEXNET = WeightsFile(
 def cache_dir() -> Path:
     """Where downloaded weights live: `$I2I_CACHE` or `~/.cache/i2i`."""
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "i2i")
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def missing_message(spec: WeightsFile, option: str) -> str:
