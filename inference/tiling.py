@@ -146,12 +146,13 @@ def translate_tiled(net: nn.Module, image: torch.Tensor, tile: int, overlap: int
         for _ in range(stat_passes if norms else 0):
             for norm in norms:
                 norm.reset_sums()
-            for y, x, cy, cx in tiles:
-                _set_core(norms, y, x, cy, cx, tile_h, tile_w)
+            for y, x, (cy0, cy1), (cx0, cx1) in tiles:
+                core = ((cy0 - y) / tile_h, (cy1 - y) / tile_h, (cx0 - x) / tile_w, (cx1 - x) / tile_w)
+                for norm in norms:
+                    norm.core = core
                 net(padded[..., y:y + tile_h, x:x + tile_w])
-            frozen = [norm.statistics() for norm in norms]
-            for norm, (mean, var) in zip(norms, frozen):
-                norm.mean, norm.var = mean, var
+            for norm in norms:
+                norm.mean, norm.var = norm.statistics()
         out = weight = None
         for y, x, _, _ in tiles:
             result = net(padded[..., y:y + tile_h, x:x + tile_w]).float()
@@ -163,10 +164,3 @@ def translate_tiled(net: nn.Module, image: torch.Tensor, tile: int, overlap: int
             out[..., y:y + tile_h, x:x + tile_w] += result * w
             weight[..., y:y + tile_h, x:x + tile_w] += w
     return (out / weight.clamp_min(1e-6))[..., :height, :width]
-
-
-def _set_core(norms: list[_GlobalNorm], y: int, x: int, cy: tuple[int, int], cx: tuple[int, int],
-              tile_h: int, tile_w: int) -> None:
-    core = ((cy[0] - y) / tile_h, (cy[1] - y) / tile_h, (cx[0] - x) / tile_w, (cx[1] - x) / tile_w)
-    for norm in norms:
-        norm.core = core

@@ -42,16 +42,13 @@ class InferenceGenerator(nn.Module):
         return self.adapter(x)
 
 
-def onnx_path(opt: argparse.Namespace, net_name: str) -> Path:
-    """Where export.py writes (and --backend onnxruntime reads) the ONNX file of network `net_name`."""
-    return network_file(Path(opt.checkpoints_dir) / opt.name, opt.epoch, net_name, ".onnx")
-
-
 def prepare_for_inference(model, opt: argparse.Namespace) -> None:
     """Load `model`'s networks for test.py and wrap them for any size and tiling (see the module docstring)."""
     if opt.backend == "onnxruntime":
         model.check_names()
-        model.wrap_networks(lambda name, net: OnnxGenerator(onnx_path(opt, name), use_cuda=bool(opt.gpu_ids)))
+        folder = Path(opt.checkpoints_dir) / opt.name  # where export.py wrote the ONNX files
+        model.wrap_networks(lambda name, net: OnnxGenerator(network_file(folder, opt.epoch, name, ".onnx"),
+                                                            use_cuda=bool(opt.gpu_ids)))
         return
     model.setup(opt)
     if opt.backend == "onnxruntime_int8":
