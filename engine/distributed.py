@@ -28,11 +28,6 @@ from util.errors import I2IError
 logger = logging.getLogger(__name__)
 
 
-def env_world_size() -> int:
-    """How many processes torchrun started (1 without torchrun)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
 @dataclass
 class Distributed:
     """This process's place in the job; `world_size == 1` means a plain single-process run."""
@@ -78,7 +73,7 @@ class Distributed:
 def init_distributed(opt: argparse.Namespace) -> Distributed:
     """Join torchrun's job, if any: pick this rank's device (NCCL on GPUs, gloo on the CPU), silence stdout
     on ranks other than 0, and install gradient averaging. Without torchrun: a no-op returning world size 1."""
-    size = env_world_size()
+    size = int(os.environ.get("WORLD_SIZE", "1"))  # how many processes torchrun started
     if size <= 1:
         return Distributed()
     if not dist.is_available():
@@ -110,9 +105,8 @@ def init_distributed(opt: argparse.Namespace) -> Distributed:
 def shard_samples(job_samples: int, size: int | None = None) -> int:
     """This process's share of the first `job_samples` samples that all `size` processes trained in an epoch.
 
-    train.py counts a step as batch size x world size samples, and DistributedSampler pads the shards to one
-    length, so every process trains a batch of the same size at every step: the job's count is `size` times
-    each process's own, and a resumed process skips exactly the batches it trained itself."""
+    DistributedSampler pads the shards to one length, so every process trains a batch of the same size at every
+    step and the job's count (train.py's) is `size` times each process's own."""
     size = world_size() if size is None else size
     return max(0, int(job_samples)) // max(1, int(size))
 

@@ -26,14 +26,6 @@ from util.option_types import replaced
 
 logger = logging.getLogger(__name__)
 
-PAIRED_MODES = ("aligned",)
-
-
-def evaluation_options(opt: argparse.Namespace) -> argparse.Namespace:
-    """The training options turned into deterministic test-split loading."""
-    return replaced(opt, phase="test", isTrain=False, serial_batches=True, no_flip=True, num_threads=0,
-                    preprocess="resize_and_crop", load_size=opt.crop_size)
-
 
 class TrainingEvaluator:
     """Does nothing when `--eval_freq` is 0; see the module docstring otherwise."""
@@ -58,10 +50,12 @@ class TrainingEvaluator:
         from data import create_dataset
 
         try:
-            self.dataset = create_dataset(evaluation_options(opt))
+            self.dataset = create_dataset(replaced(opt, phase="test", isTrain=False, serial_batches=True, no_flip=True,
+                                                   num_threads=0, preprocess="resize_and_crop",
+                                                   load_size=opt.crop_size))
         except I2IError as exc:
             raise I2IError(f"--eval_freq {self.freq} evaluates on the test split: {exc}") from None
-        self.paired = opt.dataset_mode in PAIRED_MODES
+        self.paired = opt.dataset_mode == "aligned"
 
     def due(self, epoch: int, last_epoch: int) -> bool:
         return self.freq > 0 and (epoch == self.opt.epoch_count or epoch % self.freq == 0 or epoch == last_epoch)

@@ -18,7 +18,6 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -63,18 +62,15 @@ class LossHistory:
                     continue
         if records and not all("dataset_size" in r for r in records):
             history.x_label = "samples seen" if all("total_iters" in r for r in records) else "logged step"
-        for i, record in enumerate(records):
-            history.add(record_x(record, history.x_label, i), record.get("losses", {}))
+        for i, record in enumerate(records):  # x: epoch + iters / dataset_size (Visdom's x), or samples seen
+            if history.x_label == "epoch" and record.get("dataset_size"):
+                x = record["epoch"] + record["iters"] / record["dataset_size"]
+            elif history.x_label == "samples seen" and "total_iters" in record:
+                x = float(record["total_iters"])
+            else:
+                x = float(i)
+            history.add(x, record.get("losses", {}))
         return history
-
-
-def record_x(record: Mapping[str, Any], x_label: str = "epoch", index: int = 0) -> float:
-    """Where a logged step goes on the x-axis: epoch + iters / dataset_size (Visdom's x), or samples seen."""
-    if x_label == "epoch" and record.get("dataset_size"):
-        return record["epoch"] + record["iters"] / record["dataset_size"]
-    if x_label == "samples seen" and "total_iters" in record:
-        return float(record["total_iters"])
-    return float(index)
 
 
 def _segments(x: np.ndarray) -> list[slice]:

@@ -40,11 +40,6 @@ def is_terminal(stream: IO[str]) -> bool:
 write = write_line  # a line above any bar on screen, rank 0 only
 
 
-def format_losses(losses: Mapping[str, float]) -> str:
-    """`G_A 0.512 D_A 0.250`: short enough for a bar's postfix."""
-    return " ".join(f"{name} {float(value):.3f}" for name, value in losses.items())
-
-
 def _duration(seconds: float) -> str:
     if not math.isfinite(seconds):
         return "?"
@@ -90,7 +85,7 @@ class Progress:
 
     def show_losses(self, losses: Mapping[str, float]) -> None:
         """Show these values beside the count (the bar's postfix; the next plain line)."""
-        self.postfix = format_losses(losses)
+        self.postfix = " ".join(f"{name} {float(value):.3f}" for name, value in losses.items())  # G_A 0.512 ...
         if self.bar is not None:
             self.bar.set_postfix_str(self.postfix, refresh=False)
 

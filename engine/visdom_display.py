@@ -1,9 +1,8 @@
 """Live training feedback in Visdom: the loss curves, the visuals as a grid with their labels, the options.
 
-Visdom is optional and never started by i2i: if the server is unreachable (or visdom is not installed) one
-warning says how to start it, training goes on, and the connection is retried at most once a minute, so the
-display comes back by itself, with the whole loss history, once a server is up. After the first plot only new
-loss points are sent. `I2I_VISDOM_RETRY_SECONDS` changes the minute (the tests bring a server up mid-run).
+Visdom is optional and never started by i2i: an unreachable server gets one warning, training goes on, and
+the connection is retried at most every `I2I_VISDOM_RETRY_SECONDS` (60), resending the whole loss history
+once a server is up; after that only new loss points are sent.
 """
 
 from __future__ import annotations

@@ -1,10 +1,6 @@
-"""Training feedback: the loss log (text + JSON lines), the training web page, Visdom, wandb and TensorBoard.
-
-- every loss line is printed, appended to `loss_log.txt` (the reference's format) and to `loss_log.jsonl`;
-- the training page (`engine.training_page`) shows the loss curves and the visuals of each epoch;
-- Visdom (`engine.visdom_display`) is optional and retried while unreachable; it also shows the run's options;
-- wandb logs losses whatever `--display_id` is; `--use_tensorboard` logs to checkpoints/NAME/tensorboard.
-Under torchrun only rank 0 reports.
+"""Training feedback: the loss log (`loss_log.txt` in the reference's format, and `loss_log.jsonl`), the training
+page (`engine.training_page`), Visdom (`engine.visdom_display`), wandb and TensorBoard. Under torchrun only
+rank 0 reports.
 """
 
 from __future__ import annotations
@@ -39,9 +35,7 @@ def _main_process_only(method: Callable[..., None]) -> Callable[..., None]:
 
 
 class Visualizer:
-    """What train.py reports through: `print_current_losses`, `plot_current_losses`, `display_current_results`.
-
-    `progress` (a `engine.progress.TrainProgress`, optional) gets the current losses for its bar."""
+    """What train.py reports through; `progress` (an optional `TrainProgress`) gets the current losses too."""
 
     def __init__(self, opt: Any, progress: Any = None) -> None:
         self.opt = opt
@@ -149,9 +143,7 @@ class Visualizer:
 
 
 def _start_wandb(opt: Any) -> tuple[Any, bool]:
-    """Import wandb and join the active run or start one (-> module, whether we started the run).
-
-    A missing package is a user error with the fix, not a traceback."""
+    """Import wandb and join the active run or start one (-> module, whether we started the run)."""
     try:
         import wandb
     except ImportError:
