@@ -1,7 +1,5 @@
-"""Checkpoint I/O: written atomically, read with `weights_only=True`.
-
-Files keep the reference's format (a plain state_dict per network, `<epoch>_net_<name>.pth`), so
-checkpoints move freely between i2i and the reference in both directions.
+"""Checkpoint I/O in the reference's format (a plain state_dict per network, `<epoch>_net_<name>.pth`), written
+atomically and read with `weights_only=True`.
 """
 
 from __future__ import annotations
@@ -68,10 +66,8 @@ def existing_checkpoint(path: str | os.PathLike) -> Path | None:
 
 
 def load_state_dict(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a state_dict safely: tensors and plain containers only, never pickled code.
-
-    A missing `x.pth` is also looked for as `x.safetensors` (and the other way round), so loading needs no
-    `--checkpoint_format`."""
+    """Load a state_dict safely: tensors and plain containers only, never pickled code. A missing `x.pth` is also
+    looked for as `x.safetensors` (and the other way round), so loading needs no `--checkpoint_format`."""
     found = existing_checkpoint(path)
     if found is None:
         names = sorted(p.name for p in Path(path).parent.glob("*_net_*") if p.suffix in (".pth", SAFETENSORS))
@@ -117,9 +113,7 @@ def saved_checkpoints(folder: str | os.PathLike) -> list[Path]:
 
 
 def prune_checkpoints(run_dir: str | os.PathLike, keep: int) -> list[Path]:
-    """Delete all but the newest `keep` epoch-numbered and `keep` iter-numbered checkpoints (nets and states).
-
-    `latest_*` files are never touched. Returns the deleted paths."""
+    """Delete all but the newest `keep` epoch- and `keep` iter-numbered checkpoints (not `latest_*`); -> the deleted."""
     groups: dict[bool, dict[int, list[Path]]] = {False: {}, True: {}}
     for path in Path(run_dir).iterdir():
         match = _NUMBERED.match(path.name)

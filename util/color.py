@@ -3,8 +3,7 @@
     lab = rgb_to_lab(rgb)   # rgb in [0, 1], shape [..., 3, H, W]  ->  L in [0, 100], a and b roughly [-110, 110]
     rgb = lab_to_rgb(lab)   # back, clipped to [0, 1]
 
-The same constants as scikit-image's `rgb2lab`/`lab2rgb` (the reference's colorization used those), so
-values agree with it to float precision; no per-image CPU round trip and no extra dependency.
+scikit-image's constants (the reference's colorization used its `rgb2lab`/`lab2rgb`), so values agree with it.
 """
 
 from __future__ import annotations

@@ -1,14 +1,8 @@
 """CPU runtime defaults, applied by the drivers before anything imports torch (glibc and OpenMP read settings once).
 
-1. glibc's allocator keeps freed memory instead of returning it to the system after every iteration. By
-   default large tensors are mmap-ed and unmapped each time, so every iteration page-faults its activations
-   in again.
-2. OpenMP's waiting policy is left as it is: passive waiting (`OMP_WAIT_POLICY=PASSIVE`) helps a machine shared
-   with other busy processes but slows small workloads on an idle one, so it is for the user to set.
-
-The figures behind both: docs/scaling.md.
-
-Settings the user gives in the environment win (any `MALLOC_*_` variable).
+glibc's allocator keeps freed memory (by default large tensors are unmapped and page-faulted in again at every
+iteration); any `MALLOC_*_` variable the user sets wins. OpenMP's waiting policy is left to the user
+(`OMP_WAIT_POLICY=PASSIVE` helps a shared machine, slows an idle one). Figures: docs/scaling.md.
 """
 
 from __future__ import annotations

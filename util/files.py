@@ -27,9 +27,8 @@ _UMASK = _current_umask()
 def atomic_write(path: str | os.PathLike, write: Any, mode: str = "wb", *, durable: bool = True) -> None:
     """Call `write(file)` on a temporary file beside `path`, flush it to disk, then rename it over `path`.
 
-    A crash or a full disk during the write leaves the previous file intact. `durable=False` skips the flush to
-    disk (a reader still never sees half a file): for many small files that a crash may lose, such as results.
-    """
+    A crash or a full disk leaves the previous file intact. `durable=False` skips the flush (a reader still never
+    sees half a file): for many small files that a crash may lose, such as results."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

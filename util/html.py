@@ -1,9 +1,6 @@
-"""Static pages of images: `HTML` (headers and rows of captioned images, the reference's page) and
-`ResultPages` (test results as a table, a row per input and a column per visual, split into pages).
-
-Images live in `web_dir/images/` and are linked relatively, so the folder can be moved or served
-as is. dominate escapes all text and attribute values; file names are also URL-quoted in links.
-Images load lazily, so a long page shows its first rows at once.
+"""Static pages of images: `HTML` (the reference's page of headers and captioned images) and `ResultPages` (test
+results as a table, a row per input and a column per visual, split into pages). Images live in
+`web_dir/images/`, linked relatively and URL-quoted, and load lazily.
 """
 
 from __future__ import annotations
@@ -50,13 +47,12 @@ class HTML:
         with self.doc:
             _nav(links)
 
-    def add_image(self, name: str, alt: str, width: int | None = None) -> None:
+    def add_image(self, name: str, alt: str) -> None:
         """One image on its own (e.g. the loss curves), linked to itself; `name` is inside the image folder."""
         with self.doc:
             with p():
                 with a(href=_relative_url(name)):
-                    img(src=_relative_url(name), alt=alt, style=f"max-width:100%; width:{int(width)}px" if width
-                        else "max-width:100%")
+                    img(src=_relative_url(name), alt=alt, style="max-width:100%")
 
     def add_images(self, ims: Sequence[str], txts: Sequence[str], links: Sequence[str], width: int = 256) -> None:
         """One table row: image `ims[i]` (a file name inside the image folder), captioned `txts[i]`,
@@ -92,9 +88,8 @@ def page_name(number: int) -> str:
 
 
 def page_links(current: int, count: int, window: int = 3) -> list[tuple[str, str | None]]:
-    """Navigation for page `current` of `count`: first, previous, a few neighbours, next, last.
-
-    Its length does not depend on `count`, so a page stays small however many pages there are."""
+    """Navigation for page `current` of `count`: first, previous, a few neighbours, next, last (so its length
+    does not depend on `count`)."""
     if count <= 1:
         return []
     links: list[tuple[str, str | None]] = [
@@ -117,10 +112,8 @@ table.results td.name { text-align: left; word-break: break-all; max-width: 16em
 
 
 class ResultPages:
-    """Test results: a table per page, a row per input (its name, then its visuals side by side under
-    column labels), at most `per_page` rows a page; page 1 is `index.html`, then page_002.html, ...
-
-    Rows are kept in memory as names only and the pages written by `save()`."""
+    """Test results: a table per page, a row per input (its name, then its visuals under column labels), at most
+    `per_page` rows a page (index.html, page_002.html, ...); rows are kept as names and written by `save()`."""
 
     def __init__(self, web_dir: str | os.PathLike, title: str, per_page: int = 100, width: int = 256) -> None:
         self.web_dir = Path(web_dir)
@@ -141,13 +134,10 @@ class ResultPages:
         """One input: its `name` and its `(visual label, file inside the image folder)` pairs."""
         self.rows.append((str(name), [(str(label), str(file)) for label, file in images]))
 
-    def page_count(self) -> int:
-        return max(1, -(-len(self.rows) // self.per_page))
-
     def save(self) -> list[Path]:
         """Write every page (atomically); returns their paths, index.html first. Stale pages of an
         earlier, longer run in the same folder are removed."""
-        count = self.page_count()
+        count = max(1, -(-len(self.rows) // self.per_page))
         paths = [write_atomic(self.web_dir / page_name(n), self._render(n, count)) for n in range(1, count + 1)]
         for old in self.web_dir.glob("page_*.html"):
             if old not in paths:
@@ -209,11 +199,9 @@ def _relative_url(name: str) -> str:
 
 def save_test_images(webpage: ResultPages | HTML, visuals: Mapping[str, torch.Tensor], image_paths: Sequence[str],
                      aspect_ratio: float = 1.0, width: int = 256) -> None:
-    """For every image i of the batch and every visual: write images/<stem>_<visual>.png (the reference's
-    name) and images/<visual>/<stem>.png (a folder per visual, for metric tools), and add the input's row
-    to `webpage` (the caller saves the page). `stem` is the file name of image_paths[i] without extension.
-
-    With a reference-style `HTML` page, each input gets a header and a row of captioned images instead."""
+    """For every image of the batch and every visual: write images/<stem>_<visual>.png (the reference's name) and
+    images/<visual>/<stem>.png (for metric tools), and add the input's row to `webpage` (the caller saves it);
+    an `HTML` page gets a header and a row of captioned images per input instead."""
     batches = {label: tensors2ims(t) for label, t in visuals.items()}
     image_dir = webpage.get_image_dir()
     for i, source in enumerate(image_paths):

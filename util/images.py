@@ -1,8 +1,4 @@
-"""Tensors in [-1, 1] to 8-bit images, and writing them to disk.
-
-Grayscale stays grayscale (H x W x 1, saved as an "L" PNG) instead of being tiled to three channels,
-and `--aspect_ratio` stretches the width when > 1 and the height when < 1.
-"""
+"""Tensors in [-1, 1] to 8-bit images, and writing them to disk (grayscale stays 1-channel)."""
 
 from __future__ import annotations
 
@@ -37,9 +33,7 @@ def tensors2ims(t: torch.Tensor) -> list[np.ndarray]:
 
 
 def tensor2im(t: torch.Tensor | np.ndarray, index: int = 0) -> np.ndarray:
-    """Image `index` of a batch (or a single C x H x W image) as an H x W x C uint8 array.
-
-    A numpy array is taken to be an image already and returned unchanged."""
+    """Image `index` of a batch (or a single C x H x W image) as an H x W x C uint8 array; a numpy array as it is."""
     if isinstance(t, np.ndarray):
         return t
     if t.dim() == 3:
@@ -73,9 +67,7 @@ def to_pil(image: np.ndarray) -> Image.Image:
 
 
 def save_image(image: np.ndarray, path: str | os.PathLike, aspect_ratio: float = 1.0) -> None:
-    """Write an H x W x C uint8 image atomically (temp file beside it, then rename).
-
-    The format follows the file extension (PNG when unknown); a reader never sees a half-written file."""
+    """Write an H x W x C uint8 image atomically, in the format of the file extension (PNG when unknown)."""
     path = Path(path)
     img = _resized(to_pil(image), aspect_ratio)
     fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")

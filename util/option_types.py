@@ -1,13 +1,10 @@
 """Numeric option types that check their range when the command line is parsed.
 
     add("--lr", type=number(float, above=0), default=0.0002, ...)
-    add("--beta1", type=number(float, at_least=0, below=1), default=0.5, ...)
     add("--display_id", type=number(int), default=1, ...)       # any integer, said explicitly
 
-A value out of range stops parsing with one line naming the option and the allowed range
-(`argument --lr: must be a number > 0 (got -1)`), never a traceback from deep inside PyTorch.
-Every numeric option of i2i, of its models and dataset modes and of plugins should use one; the
-registry-wide test (tests/test_option_ranges.py) feeds each an out-of-range value.
+A value out of range stops parsing with one line (`argument --lr: must be a number > 0 (got -1)`). Every
+numeric option of i2i, its models, dataset modes and plugins should use one (tests/test_option_ranges.py).
 """
 
 from __future__ import annotations

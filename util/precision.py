@@ -1,11 +1,8 @@
 """Mixed precision (`--amp`, `--amp_dtype`): which dtype, the autocast context and the fp16 gradient scaler.
 
-Weights, optimizer state and checkpoints stay float32 in every mode; only the networks' activations are
-computed in bf16 or fp16, so a checkpoint trained with `--amp` loads and runs without it.
-
-- bf16 keeps float32's exponent range: no loss scaling needed. The CPU's choice (autocast on the CPU is bf16).
-- fp16 needs a gradient scaler (small gradients underflow otherwise): GPUs without bf16 units (before Ampere:
-  V100, T4, ...), where bf16 would only be emulated.
+Only activations are computed in bf16 or fp16; weights, optimizer state and checkpoints stay float32, so a
+checkpoint trained with `--amp` runs without it. bf16 (the CPU's choice) needs no loss scaling; fp16 needs a
+gradient scaler, and is for GPUs without bf16 units (before Ampere), where bf16 would only be emulated.
 """
 
 from __future__ import annotations

@@ -1,12 +1,9 @@
-"""One small registry mechanism for every kind of pluggable component.
+"""One small registry mechanism for every kind of pluggable component (docs/plugins.md).
 
     GENERATORS = Registry("generator")
-
-    @GENERATORS.register("resnet_9blocks")
-    def resnet_9blocks(input_nc, output_nc, ngf=64, *, norm_layer, use_dropout=False): ...
-
-    GENERATORS.get("resnet_9blocks")      # the builder
-    GENERATORS.names()                    # feeds argparse choices=, --help and test matrices
+    GENERATORS.register("resnet_9blocks")(builder)   # or as a decorator
+    GENERATORS.get("resnet_9blocks")                 # the builder
+    GENERATORS.names()                               # feeds argparse choices=, --help and test matrices
 
 An unknown name raises `I2IError` listing the valid names and the closest match; registering a
 name twice raises unless `override=True`, naming both places.

@@ -1,12 +1,10 @@
 """One training run per run folder (`checkpoints/NAME/`): a lock for the live run, no silent overwrites.
 
-- `RunLock` holds an exclusive POSIX lock (`lockf`) on `NAME/.run.lock` while a run trains. A second run on the
-  same folder (two terminals, a requeued job while the old one still runs) is refused with the holder's PID,
-  host and command. The kernel drops the lock when its process dies, so the file a killed run leaves behind is
-  taken over. (A POSIX lock, unlike `flock`, is not shared with forked data-loader workers, which can outlive
-  a killed run by seconds.)
-- `saved_checkpoints(folder)` lists what a run saved; a fresh run (no `--continue_train`) into a folder that holds
-  any stops, naming `--continue_train` and `--overwrite_run`; `clear_run(folder)` is what `--overwrite_run` does.
+- `RunLock`: an exclusive POSIX lock (`lockf`) on `NAME/.run.lock` while a run trains (docs/differences.md,
+  "Checkpoints"). Unlike `flock`, it is not shared with forked data-loader workers, which can outlive a killed
+  run by seconds.
+- a fresh run into a folder holding checkpoints stops, naming `--continue_train` and `--overwrite_run`;
+  `clear_run(folder)` is what `--overwrite_run` does.
 """
 
 from __future__ import annotations

@@ -36,11 +36,12 @@ def prepare_network(net: nn.Module, device: torch.device, *, sync_bn: bool = Fal
     """Apply --sync_bn and --channels_last to a network already on `device`, then wrap it: in `DataParallel` over
     several `device_ids` (one process driving several GPUs), else in torch.compile with --compile.
 
-    The two do not combine: DataParallel copies a module for each GPU at every call, and a copy of a compiled
-    module still calls the graph compiled for the first GPU's weights (its `forward` is bound to the original).
-    Compiling the DataParallel wrapper instead compiles nothing of the replicas, which run in worker threads."""
-    if sync_bn:
-        net = convert_sync_batchnorm(net, device)
+    The two do not combine: a DataParallel copy of a compiled module still runs the graph compiled for the first
+    GPU's weights, and compiling the wrapper compiles nothing of the copies, which run in worker threads."""
+    if sync_bn:  # batch-norm statistics over every process of the job
+        if device.type != "cuda":
+            raise I2IError("--sync_bn needs GPUs (SyncBatchNorm has no CPU implementation); drop --sync_bn on the CPU.")
+        net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     if len(device_ids) > 1:
@@ -52,8 +53,10 @@ def prepare_network(net: nn.Module, device: torch.device, *, sync_bn: bool = Fal
         return DataParallel(net, list(device_ids))
     if compile:
         check_compile_available(device)
-        if not training:
-            freeze_weights_when_compiling()
+        if not training:  # the weights are constants: folded and pre-packed into the kernels' layouts once
+            import torch._inductor.config as inductor_config  # `as`: else `torch` would be local
+
+            inductor_config.freezing = True
         net = torch.compile(net)
     return net
 
@@ -82,21 +85,6 @@ class _InAutocast:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         with torch.autocast(self.device_type, dtype=self.dtype):
             return self.module(*args, **kwargs)
-
-
-def freeze_weights_when_compiling() -> None:
-    """Inference only: let torch.compile treat the weights as constants (folded and pre-packed into the kernels'
-    layouts once, instead of re-laid out on every call)."""
-    import torch._inductor.config
-
-    torch._inductor.config.freezing = True
-
-
-def convert_sync_batchnorm(net: nn.Module, device: torch.device) -> nn.Module:
-    """BatchNorm layers -> SyncBatchNorm (statistics over every process of the job); GPUs only."""
-    if device.type != "cuda":
-        raise I2IError("--sync_bn needs GPUs (SyncBatchNorm has no CPU implementation); drop --sync_bn on the CPU.")
-    return nn.SyncBatchNorm.convert_sync_batchnorm(net)
 
 
 def check_compile_available(device: torch.device) -> None:
