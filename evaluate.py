@@ -5,11 +5,10 @@
     python evaluate.py results/h2z/test_latest --real datasets/h2z/testB # translations vs a target folder
     python evaluate.py --fake DIR --real DIR [--paired]                  # any two folders
 
-A results folder is compared visual by visual: fake_X against real_X as distributions (FID, KID) and, with
---paired, image by image; rec_X against real_X image by image (cycle reconstruction). The table is printed
-and written as JSON (RESULTS/metrics.json, or --json FILE). FID/KID need the FID Inception weights and LPIPS
-the AlexNet weights: see --inception_weights / --lpips_weights; metrics whose weights are missing are skipped
-with the download instructions, unless you asked for them with --metrics.
+A results folder is compared visual by visual: fake_X with real_X as distributions (and, with --paired, image
+by image), rec_X with real_X image by image. The table is printed and written as JSON (RESULTS/metrics.json, or
+--json FILE). Metrics whose weights are missing are skipped with the download instructions, unless --metrics
+asks for them.
 """
 
 from __future__ import annotations

@@ -33,10 +33,7 @@ SamplerArg = torch.utils.data.Sampler | Callable[[torch.utils.data.Dataset], tor
 
 class DatasetLoader:
     """A torch DataLoader over one dataset mode, capped at `--max_dataset_size` samples per epoch (over all
-    processes under torchrun).
-
-    len(loader) is the number of *samples* (not batches), as the reference's loader reports it.
-    """
+    processes under torchrun). len(loader) is the number of *samples*, as the reference's loader reports it."""
 
     def __init__(self, opt: argparse.Namespace, dataset: torch.utils.data.Dataset, sampler: SamplerArg = None) -> None:
         self.opt = opt
@@ -108,10 +105,8 @@ class DatasetLoader:
 
 
 def create_dataset(opt: argparse.Namespace, sampler: SamplerArg = None) -> DatasetLoader:
-    """Build the dataset of `--dataset_mode` and wrap it in a `DatasetLoader`.
-
-    sampler -- optional: a Sampler, or a function dataset -> Sampler (for DistributedSampler); disables shuffle.
-    """
+    """Build the dataset of `--dataset_mode` and wrap it in a `DatasetLoader`; `sampler`: a Sampler, or a function
+    dataset -> Sampler (for DistributedSampler), which replaces the shuffle."""
     dataset = DATASETS.get(opt.dataset_mode)(opt)
     return DatasetLoader(opt, dataset, sampler)
 

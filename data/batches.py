@@ -1,12 +1,8 @@
 """Forming batches: one clear line instead of a collate traceback, also from inside a loader worker.
 
-- Items of one batch must have equal sizes; with `--preprocess none` or `scale_width` and mixed image sizes
-  they do not, and PyTorch's "stack expects each tensor to be equal size" does not say which files or what
-  to do. `CollateBatch` names two differing images and the options that fix it.
-- The channels of A and B must match `--input_nc`/`--output_nc` (swapped by `--direction BtoA`), or the
-  first convolution fails with a shape error deep in the network.
-- An `I2IError` raised in a DataLoader worker reaches the main process wrapped in the worker's traceback;
-  `worker_message` recovers the one-line message.
+`CollateBatch` names two images of one batch whose sizes differ (`--preprocess none` or `scale_width` with
+mixed image sizes) and images whose channels do not match `--input_nc`/`--output_nc`, with the options that
+fix it; `worker_message` recovers the one-line `I2IError` a DataLoader worker wraps in its traceback.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """`--dataset_mode colorization`: colour photos in `<dataroot>/<phase>`, split into lightness and colour.
 
-Each photo goes through the usual preprocessing (resize, crop, flip), is converted to CIE L*a*b* in torch
-(util/color.py) and returned as A = L / 50 - 1 (1 channel, in [-1, 1]) and B = ab / 110 (2 channels, about
-[-1, 1]): the model learns to predict the colour of a grayscale picture. The mode sets --input_nc 1,
---output_nc 2 and --direction AtoB, the only values it supports.
+After the usual preprocessing each photo is converted to CIE L*a*b* in torch (util/color.py) and returned as
+A = L / 50 - 1 (1 channel, in [-1, 1]) and B = ab / 110 (2 channels, about [-1, 1]).
 """
 
 from __future__ import annotations

@@ -1,15 +1,10 @@
 """A data order that can be replayed and resumed mid-epoch.
 
-`EpochOrder` is the loader's sampler. For epoch E it yields the dataset indices in an order drawn from
-(seed, E) alone — a permutation, or 0..n-1 with `--serial_batches`, or whatever a sampler passed to
-`create_dataset` yields — and pairs each index with its own *item seed* drawn from (seed, E, index).
-`SeededItems` wraps the dataset and runs `dataset[index]` under that item seed (torch, NumPy and Python's
-`random`), so random crops, flips and unaligned partners depend only on (seed, epoch, index):
-
-- the same in the main process and in any DataLoader worker, whichever worker loads the item;
-- untouched by training, and leaving the training RNG untouched (the global CPU state is restored after each item,
-  and the GPU generators are never seeded);
-- so a resumed run can skip the batches it already trained on without loading them (`EpochOrder.skip`).
+`EpochOrder` (the loader's sampler) yields the indices of epoch E in an order drawn from (seed, E) alone, each
+paired with an item seed drawn from (seed, E, index); `SeededItems` runs `dataset[index]` under that seed
+(torch, NumPy, `random`). So random crops, flips and unaligned partners depend only on (seed, epoch, index):
+the same in any DataLoader worker, leaving the training RNG untouched (the CPU state is restored after each
+item, GPU generators are never seeded), and a resumed run skips trained batches unloaded (`EpochOrder.skip`).
 """
 
 from __future__ import annotations
