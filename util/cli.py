@@ -33,42 +33,30 @@ def run_main(main: Callable[[list[str] | None], Any], argv: list[str] | None = N
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     except Exception as exc:
-        if is_out_of_memory(exc):
-            message = out_of_memory_message(exc)
-        elif is_too_small(exc):
-            message = too_small_message(exc)
-        else:
+        message = known_failure_message(exc)
+        if message is None:
             raise
         print(f"error: {_rank_prefix()}{message}", file=sys.stderr)
         sys.exit(2)
 
 
-def is_out_of_memory(exc: BaseException) -> bool:
-    """A GPU out-of-memory error (CUDA's OutOfMemoryError, or the RuntimeError older PyTorch and MPS raise)."""
+def known_failure_message(exc: BaseException) -> str | None:
+    """The fix for a GPU out-of-memory error (CUDA's OutOfMemoryError, or the RuntimeError older PyTorch and MPS
+    raise) or a normalisation layer given a 1x1 map (instance norm) or one value per channel (batch norm)."""
+    text = str(exc).strip()
     torch = sys.modules.get("torch")
-    if torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError):
-        return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
-
-
-def out_of_memory_message(exc: BaseException) -> str:
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return (f"out of GPU memory ({first}). Lower --batch_size or --crop_size (with --load_size), or pass --amp "
-            "for mixed precision; check with nvidia-smi that no other process holds the GPU's memory.")
-
-
-def is_too_small(exc: BaseException) -> bool:
-    """A normalisation layer that got a 1x1 feature map (instance norm) or one value per channel (batch norm)."""
-    text = str(exc)
-    return isinstance(exc, ValueError) and ("more than 1 spatial element" in text or "more than 1 value per channel"
-                                            in text)
-
-
-def too_small_message(exc: BaseException) -> str:
-    return (f"the images are too small for the networks: a feature map shrank to a single value ({exc}). The "
-            "default PatchGAN (--netD basic) needs images of at least 24x24 pixels, one with --n_layers_D N at "
-            "least 3*2**N; raise --crop_size (and --load_size), pass a smaller --n_layers_D, or with batch norm a "
-            "--batch_size above 1.")
+    out_of_memory = torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError)
+    if out_of_memory or (isinstance(exc, RuntimeError) and "out of memory" in text.lower()):
+        first = text.splitlines()[0] if text else type(exc).__name__
+        return (f"out of GPU memory ({first}). Lower --batch_size or --crop_size (with --load_size), or pass --amp "
+                "for mixed precision; check with nvidia-smi that no other process holds the GPU's memory.")
+    if isinstance(exc, ValueError) and ("more than 1 spatial element" in text or "more than 1 value per channel"
+                                        in text):
+        return (f"the images are too small for the networks: a feature map shrank to a single value ({exc}). The "
+                "default PatchGAN (--netD basic) needs images of at least 24x24 pixels, one with --n_layers_D N at "
+                "least 3*2**N; raise --crop_size (and --load_size), pass a smaller --n_layers_D, or with batch norm "
+                "a --batch_size above 1.")
+    return None
 
 
 def write_line(message: str) -> None:
