@@ -15,13 +15,8 @@ from .errors import WriteError
 logger = logging.getLogger(__name__)
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
+_UMASK = os.umask(0)  # the only way to read the umask is to set it: put it back at once
+os.umask(_UMASK)
 
 
 def atomic_write(path: str | os.PathLike, write: Any, mode: str = "wb", *, durable: bool = True) -> None:

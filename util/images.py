@@ -43,16 +43,6 @@ def tensor2im(t: torch.Tensor | np.ndarray, index: int = 0) -> np.ndarray:
     return _to_uint8(t[index : index + 1]).cpu().numpy()[0]
 
 
-def _resized(img: Image.Image, aspect_ratio: float) -> Image.Image:
-    """> 1 widens the image to width * ratio, < 1 makes it taller: height / ratio."""
-    w, h = img.size
-    if aspect_ratio > 1.0:
-        return img.resize((int(round(w * aspect_ratio)), h), Image.BICUBIC)
-    if aspect_ratio < 1.0:
-        return img.resize((w, int(round(h / aspect_ratio))), Image.BICUBIC)
-    return img
-
-
 def to_pil(image: np.ndarray) -> Image.Image:
     """H x W x C (C in 1, 3, 4) or H x W uint8 array -> PIL image in mode L, RGB or RGBA."""
     if image.dtype != np.uint8:
@@ -69,6 +59,11 @@ def to_pil(image: np.ndarray) -> Image.Image:
 def save_image(image: np.ndarray, path: str | os.PathLike, aspect_ratio: float = 1.0) -> None:
     """Write an H x W x C uint8 image atomically, in the format of the file extension (PNG when unknown)."""
     path = Path(path)
-    img = _resized(to_pil(image), aspect_ratio)
+    img = to_pil(image)
+    w, h = img.size
+    if aspect_ratio > 1.0:  # wider: width * ratio
+        img = img.resize((int(round(w * aspect_ratio)), h), Image.BICUBIC)
+    elif aspect_ratio < 1.0:  # taller: height / ratio
+        img = img.resize((w, int(round(h / aspect_ratio))), Image.BICUBIC)
     fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
     atomic_write(path, lambda f: img.save(f, format=fmt), durable=False)

@@ -28,17 +28,11 @@ class Number:
         self.__name__ = "integer" if kind is int else "number"  # argparse's fallback message uses it
 
     def __call__(self, text: str) -> int | float:
-        value = self._convert(text)
-        if not self.contains(value):
-            raise argparse.ArgumentTypeError(f"must be {self.describe()} (got {text})")
-        return value
-
-    def _convert(self, text: str) -> int | float:
         try:
             value = self.kind(text)
         except (TypeError, ValueError):
             raise argparse.ArgumentTypeError(f"must be {self.describe()} (got {text!r})") from None
-        if self.kind is float and math.isnan(value):
+        if (self.kind is float and math.isnan(value)) or not self.contains(value):
             raise argparse.ArgumentTypeError(f"must be {self.describe()} (got {text})")
         return value
 

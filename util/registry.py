@@ -47,9 +47,7 @@ class Registry:
         option: str | None = None,
         legacy: tuple[str, str] | None = None,
     ) -> None:
-        """`legacy=("models", "model")` keeps the reference's file convention working: an unknown name
-        `foo_bar` is looked up in module `models.foo_bar_model`, whose class `FooBarModel` (matched
-        case-insensitively, without underscores) is registered if the module did not register itself."""
+        """`legacy=("models", "model")`: an unknown name `foo_bar` is looked up in `models.foo_bar_model` (`adopt`)."""
         self.kind = kind
         self.base = base
         self.option = option  # the CLI option that selects from this registry, for error messages

@@ -25,16 +25,6 @@ LOCK_NAME = ".run.lock"
 _RUN_OUTPUTS = ("loss_log.txt", "loss_log.jsonl", "best_metric.json", "web", "tensorboard")
 
 
-def refuse_to_overwrite(folder: Path) -> None:
-    """Stop a fresh run into a folder that holds another run's checkpoints, before anything is written."""
-    found = saved_checkpoints(folder)
-    if found:
-        shown = ", ".join(p.name for p in found[:4]) + (", ..." if len(found) > 4 else "")
-        raise I2IError(f"{folder} holds a trained run ({shown}); a fresh run there would overwrite it. Pass "
-                       "--continue_train to resume it, --overwrite_run to start over and replace it, or another "
-                       "--name.")
-
-
 def clear_run(folder: Path) -> list[Path]:
     """--overwrite_run: delete the previous run's checkpoints, logs and pages (nothing else); returns them."""
     removed = saved_checkpoints(folder) + [folder / n for n in _RUN_OUTPUTS if (folder / n).exists()]
@@ -105,8 +95,12 @@ def claim_run_folder(folder: str | os.PathLike, *, resuming: bool, overwrite: bo
     """Lock `folder` for this run. A fresh run first refuses a trained folder (touching nothing) or, with
     --overwrite_run, clears it once the lock is held. Returns the held lock (released when the process ends)."""
     folder = Path(folder)
-    if not resuming and not overwrite:
-        refuse_to_overwrite(folder)
+    found = [] if resuming or overwrite else saved_checkpoints(folder)
+    if found:  # a fresh run into a trained folder: stop before anything is written
+        shown = ", ".join(p.name for p in found[:4]) + (", ..." if len(found) > 4 else "")
+        raise I2IError(f"{folder} holds a trained run ({shown}); a fresh run there would overwrite it. Pass "
+                       "--continue_train to resume it, --overwrite_run to start over and replace it, or another "
+                       "--name.")
     lock = RunLock(folder).acquire()
     if not resuming and overwrite:
         for path in clear_run(folder):
