@@ -78,36 +78,20 @@ def validate_preprocess(opt: argparse.Namespace) -> None:
         )
 
 
-def _scaled_size(opt: argparse.Namespace, size: tuple[int, int]) -> tuple[int, int]:
-    """The (w, h) an image of `size` has after the resize step of `opt.preprocess`, before cropping."""
-    w, h = size
-    if "resize" in opt.preprocess:
-        return opt.load_size, opt.load_size
-    if "scale_width" in opt.preprocess:
-        return ScaleWidth.target(size, opt.load_size, opt.crop_size)
-    return w, h
-
-
 def get_params(opt: argparse.Namespace, size: tuple[int, int]) -> dict[str, Any]:
     """Draw one item's random choices for an image of `size` (w, h): crop position and flip.
 
     Pass the result to `get_transform(opt, params)` for every image of a pair so they get the same crop and flip.
     """
-    new_w, new_h = _scaled_size(opt, size)
+    new_w, new_h = size  # after the resize step of `opt.preprocess`, before cropping
+    if "resize" in opt.preprocess:
+        new_w, new_h = opt.load_size, opt.load_size
+    elif "scale_width" in opt.preprocess:
+        new_w, new_h = ScaleWidth.target(size, opt.load_size, opt.crop_size)
     x = int(torch.randint(0, max(0, new_w - opt.crop_size) + 1, ()).item())
     y = int(torch.randint(0, max(0, new_h - opt.crop_size) + 1, ()).item())
     flip = bool(torch.rand(()).item() > 0.5)
     return {"crop_pos": (x, y), "flip": flip}
-
-
-def to_interpolation(method: InterpolationMode | int) -> InterpolationMode:
-    """Accept an `InterpolationMode` or a PIL resampling constant (as older dataset code passes)."""
-    if isinstance(method, InterpolationMode):
-        return method
-    try:
-        return _PIL_TO_MODE[Image.Resampling(method)]
-    except (ValueError, KeyError):
-        raise I2IError(f"unknown interpolation method {method!r}; pass a torchvision InterpolationMode.") from None
 
 
 def get_transform(
@@ -124,7 +108,11 @@ def get_transform(
     convert  -- finish with ToTensor + Normalize to [-1, 1]; False returns a PIL image
     """
     validate_preprocess(opt)
-    method = to_interpolation(method)
+    if not isinstance(method, InterpolationMode):  # a PIL resampling constant, as older dataset code passes
+        try:
+            method = _PIL_TO_MODE[Image.Resampling(method)]
+        except (ValueError, KeyError):
+            raise I2IError(f"unknown interpolation method {method!r}; pass a torchvision InterpolationMode.") from None
     steps: list[Any] = []
     if grayscale:
         steps.append(T.Grayscale(1))

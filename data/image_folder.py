@@ -66,18 +66,14 @@ def load_image(path: str | os.PathLike, mode: str = "RGB") -> Image.Image:
             if img.mode in _16BIT_MODES:
                 img = _to_8bit(img)
             if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-                img = _over_white(img)
+                rgba = img.convert("RGBA")  # transparent pixels laid over white
+                img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
             return img.convert(mode)
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
         raise I2IError(
             f"cannot read image '{path}' ({type(exc).__name__}: {exc}). The file is corrupt or not an image: "
             "replace it, or delete it from the dataset folder."
         ) from None
-
-
-def _over_white(img: Image.Image) -> Image.Image:
-    rgba = img.convert("RGBA")
-    return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:
