@@ -73,12 +73,6 @@ class LossHistory:
         return history
 
 
-def _segments(x: np.ndarray) -> list[slice]:
-    """Runs where x keeps growing; a new run starts where x goes back (a rerun under the same name)."""
-    cuts = [0, *(np.nonzero(np.diff(x) < 0)[0] + 1).tolist(), len(x)]
-    return [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
-
-
 def _binned(x: np.ndarray, y: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
     """At most `bins` points: the mean of x and y within consecutive groups (NaNs ignored)."""
     keep = np.isfinite(y)
@@ -157,8 +151,9 @@ def _panel(ax, name: str, x: np.ndarray, y: np.ndarray, colour: str, x_label: st
     pad = (hi - lo) * 0.05 if hi - lo > 1e-9 * max(1.0, abs(hi)) else 0.5  # a constant loss: +-0.5 around it
     ax.set_ylim(lo - pad, hi + pad)
     ax.ticklabel_format(axis="y", useOffset=False)
-    for part in _segments(x):
-        bx, by = _binned(x[part], y[part], bins)
+    cuts = [0, *(np.nonzero(np.diff(x) < 0)[0] + 1).tolist(), len(x)]  # x goes back where a rerun starts
+    for start, stop in zip(cuts[:-1], cuts[1:]):  # one curve per run
+        bx, by = _binned(x[start:stop], y[start:stop], bins)
         if len(bx) == 1:
             ax.plot(bx, by, "o", color=colour, markersize=3)
         elif len(bx) > 1:

@@ -58,15 +58,12 @@ class TrainingPage:
         k = EPOCHS_PER_PAGE
         return f"epochs_{block * k + 1:03d}-{(block + 1) * k:03d}.html"
 
-    def _blocks(self) -> list[int]:
-        return sorted({(epoch - 1) // EPOCHS_PER_PAGE for epoch in self._known_epochs()})
-
     def write(self, epoch: int, refresh: int, order: Sequence[str] = ()) -> None:
         if self._history is not None or self.jsonl_name.is_file():
             render_losses(self.loss_history(), self.img_dir / LOSS_IMAGE, title=f"{self.name}: losses")
         epochs = self._known_epochs()
         newest = sorted(epochs, reverse=True)[:EPOCHS_PER_PAGE]
-        blocks = self._blocks()
+        blocks = sorted({(e - 1) // EPOCHS_PER_PAGE for e in epochs})
         older = [b for b in blocks if b * EPOCHS_PER_PAGE + 1 < min(newest)]
         page = HTML(self.web_dir, f"Experiment name = {self.name}", refresh=refresh)
         page.add_links([("older epochs \u00bb", self._block_page(older[-1]) if older else None)])

@@ -147,7 +147,11 @@ class TrainingState:
             raise I2IError(f"{path} is not an i2i training state of format {STATE_FORMAT} (found "
                            f"{state.get('format')!r}). Delete it to resume from the network weights only.")
         self.epoch, self.epoch_iter, self.total_iters = state["epoch"], state["epoch_iter"], state["total_iters"]
-        self._check_world_size(path, int(state.get("world_size", 1)))
+        saved = int(state.get("world_size", 1))
+        if self.epoch_iter and saved != self.world_size:  # the rest of the epoch cannot follow the same shards
+            warnings.warn(f"{path} was saved {self.epoch_iter} samples into epoch {self.epoch} by {saved} "
+                          f"process(es) and resumes with {self.world_size}: the rest of that epoch is split "
+                          "afresh, so some of its samples may be trained twice and others not at all.", stacklevel=2)
         if len(state.get("ranks") or []) == self.world_size > 1:
             state |= state["ranks"][rank()]  # this rank's own pools, loss sums and generators
         self.model.load_training_state(state, path)
@@ -160,13 +164,6 @@ class TrainingState:
         trim_loss_log(self.run_dir / "loss_log.jsonl", self.total_iters)
         set_rng_state(state["rng"])
         self.resumed_from = path
-
-    def _check_world_size(self, path: Path, saved: int) -> None:
-        """A mid-epoch state resumed by another number of processes cannot continue the same shards: say so."""
-        if self.epoch_iter and saved != self.world_size:
-            warnings.warn(f"{path} was saved {self.epoch_iter} samples into epoch {self.epoch} by {saved} "
-                          f"process(es) and resumes with {self.world_size}: the rest of that epoch is split "
-                          "afresh, so some of its samples may be trained twice and others not at all.", stacklevel=3)
 
     def _follow_new_schedule(self, saved: dict[str, Any], epoch: int) -> None:
         """If a schedule option changed since the state was saved, rebuild the schedulers from the new values."""
