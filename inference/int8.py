@@ -8,13 +8,12 @@ on the calibration images (mean and largest absolute difference, PSNR).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import json
 import logging
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -97,16 +96,6 @@ class _Batches:
         self.position = 0
 
 
-@contextlib.contextmanager
-def quiet_root_logger() -> Iterator[None]:
-    level = logging.root.level
-    logging.root.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logging.root.setLevel(level)
-
-
 def quantize(net: nn.Module, calibration: Sequence[torch.Tensor], folder: Path) -> Path:
     """Export `net` to ONNX in `folder` and quantise it statically (QDQ) with `calibration`; the int8 file."""
     quantization = require_onnxruntime()
@@ -115,11 +104,15 @@ def quantize(net: nn.Module, calibration: Sequence[torch.Tensor], folder: Path) 
     quantization.quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
     reader = type("CalibrationImages", (_Batches, quantization.CalibrationDataReader), {})(calibration)
     int8 = folder / "int8.onnx"
-    with quiet_root_logger():  # a warning per normalisation constant that per-channel quantisation leaves whole
+    level = logging.root.level
+    logging.root.setLevel(logging.ERROR)  # else a warning per normalisation constant left whole
+    try:
         quantization.quantize_static(str(prepared), str(int8), reader, quant_format=quantization.QuantFormat.QDQ,
                                      per_channel=True, activation_type=quantization.QuantType.QUInt8,
                                      weight_type=quantization.QuantType.QInt8,
                                      calibrate_method=quantization.CalibrationMethod.MinMax)
+    finally:
+        logging.root.setLevel(level)
     return int8
 
 

@@ -19,12 +19,6 @@ def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = 255.0) -> torch.T
     return 10 * torch.log10(data_range**2 / mse)
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    g = torch.exp(-(coords**2) / (2 * sigma**2))
-    return g / g.sum()
-
-
 def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 255.0, window: int = 11,
          sigma: float = 1.5) -> torch.Tensor:
     """Mean structural similarity per image."""
@@ -32,7 +26,9 @@ def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 255.0, window: in
     if min(a.shape[-2:]) < window:
         raise ValueError(f"SSIM needs images of at least {window}x{window} pixels, got {tuple(a.shape[-2:])}")
     channels = a.size(1)
-    g = _gaussian_window(window, sigma).to(a.device)
+    coords = torch.arange(window, dtype=torch.float64) - (window - 1) / 2  # the Gaussian window, on the CPU
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    g = (g / g.sum()).to(a.device)
     kernel = (g[:, None] * g[None, :]).expand(channels, 1, window, window).contiguous()
 
     def blur(x: torch.Tensor) -> torch.Tensor:
