@@ -11,12 +11,16 @@ import torch
 import torch.nn as nn
 
 from . import GENERATORS
+from .activation_checkpointing import CheckpointableBlock, checkpoint, checkpointing
 from .antialias import Downsample, Upsample
 from .norm import NormLayer, conv_bias_for
 
 
-class ResnetBlock(nn.Module):
+class ResnetBlock(CheckpointableBlock):
     """x + conv_block(x): pad, conv3x3, norm, ReLU, [Dropout(0.5)], pad, conv3x3, norm.
+
+    With --checkpoint_activations (training only) conv_block's activations are recomputed in the backward pass:
+    the block keeps only its input.
 
     The optional dropout sits between the two convolutions, so it shifts the second conv from
     index 5 to 6: that is why files saved with and without dropout have different keys.
@@ -36,6 +40,8 @@ class ResnetBlock(nn.Module):
         self.conv_block = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if checkpointing(self):
+            return x + checkpoint(self.conv_block, x, modules=[self.conv_block])
         return x + self.conv_block(x)
 
 
