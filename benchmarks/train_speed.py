@@ -4,12 +4,24 @@
     python benchmarks/train_speed.py --quick                # a smoke run at tiny widths and sizes
     python benchmarks/train_speed.py --configs cycle_gan_128 --variants fp32 --profile
     python benchmarks/train_speed.py --device cuda          # GPUs: the table at batch 1 and 8, then 1 vs all GPUs
+    python benchmarks/train_speed.py --configs cycle_gan_256 --variants fp32,fp32+ckpt   # --checkpoint_activations
+    python benchmarks/train_speed.py --sweep                # cycle_gan batch 1 at 256/512/1024 px, with and without
 
 Each config x variant runs in its own process on synthetic images (data loading is timed separately, per
 image, through i2i's dataset classes on JPEG files of the config's size). Reported: seconds per iteration
 (median of repeats x iters after warm-up, with the spread), FLOPs per iteration (torch.utils.flop_counter),
 achieved GFLOP/s and its fraction of the convolution peak measured in the same process (benchmarks/common.py),
-peak memory, page faults per iteration, and the reference's figures on the machine it was measured on.
+peak memory (the process's maximum RSS on the CPU, max_memory_allocated on a GPU) and, apart, the part of it the
+iterations added to what the built model held, less its gradients and Adam's moments (`act GiB`: the
+activations and the backward pass's temporaries, what grows with the pixels), page faults
+per iteration, and the reference's figures on the machine it was measured on. Every variant has a `+ckpt` twin
+that adds --checkpoint_activations (fp32+ckpt, amp+ckpt, ...), run when named in --variants.
+
+`--sweep`: cycle_gan at batch 1 and 256, 512 and 1024 px (`--sweep_sizes`), fp32 with and without
+--checkpoint_activations (or the --variants given), smallest size first. Before each larger size its peak is
+predicted from the last one measured (the model's memory plus the iterations' part scaled by the pixel count); a
+size predicted over `--memory_budget_gb` (default: this machine's RAM, or the GPU's memory, less a margin) is
+reported as skipped, with the larger ones, instead of being run out of memory.
 
 With `--device cuda` the defaults are those docs/scaling.md's GPU tables need, in one command of a few minutes:
 cycle_gan and pix2pix at 256 px, each fp32 / --amp / --channels_last / both, at batch 1 and 8 (20 timed iterations
@@ -45,6 +57,24 @@ GPU_CONFIGS = ("cycle_gan_256", "pix2pix_256")
 GPU_BATCH_SIZES = "1,8"
 QUICK = ["--ngf", "8", "--ndf", "8"]
 QUICK_SIZE = {"cycle_gan_128": 64, "cycle_gan_256": 64, "pix2pix_256": 256, "pix2pix_unet128_bs4": 128}
+#: each variant of benchmarks/common.py, and its twin with --checkpoint_activations (training only)
+VARIANTS = {**common.VARIANTS,
+            **{f"{name}+ckpt": [*flags, "--checkpoint_activations"] for name, flags in common.VARIANTS.items()}}
+SWEEP_SIZES = "256,512,1024"
+SWEEP_VARIANTS = "fp32,fp32+ckpt"
+
+
+def sweep_config(side: int) -> tuple[list[str], int]:
+    return ["--model", "cycle_gan", "--load_size", str(side), "--crop_size", str(side)], 1
+
+
+def config(name: str) -> tuple[list[str], int]:
+    """A named config, or `cycle_gan_<side>` for any side (--sweep's)."""
+    if name in CONFIGS:
+        return CONFIGS[name]
+    if name.startswith("cycle_gan_") and name.removeprefix("cycle_gan_").isdigit():
+        return sweep_config(int(name.removeprefix("cycle_gan_")))
+    raise SystemExit(f"error: unknown config {name!r}; choose from {', '.join(CONFIGS)} or cycle_gan_<side>")
 
 # The reference on the 2-core CPU it was measured on (issue 6): s/it of two runs, FLOP/it, fraction of the
 # forward+backward conv rate, and i2i's target speed-up.
@@ -60,12 +90,12 @@ def build_model(name: str, variant: str, batch: int, device: torch.device, quick
     from models import create_model
     from options.train_options import TrainOptions
 
-    args, _ = CONFIGS[name]
-    if quick:
-        size = str(QUICK_SIZE[name])
+    args, _ = config(name)
+    if quick:  # --sweep's sizes are its own (cycle_gan_32, _48, _64)
+        size = str(QUICK_SIZE.get(name, args[args.index("--crop_size") + 1]))
         args = [*args, *QUICK, "--load_size", size, "--crop_size", size]
     argv = ["--dataroot", tmp, "--checkpoints_dir", tmp, "--display_id", "0", "--batch_size", str(batch),
-            "--gpu_ids", "0" if device.type == "cuda" else "-1", *args, *common.VARIANTS[variant]]
+            "--gpu_ids", "0" if device.type == "cuda" else "-1", *args, *VARIANTS[variant]]
     opt = TrainOptions().parse(argv)
     torch.manual_seed(0)
     model = create_model(opt)
@@ -111,6 +141,8 @@ def child(argv: list[str], args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model, opt = build_model(name, variant, batch, device, args.quick, tmp)
         data = synthetic_batch(opt, batch)
+        base = common.peak_memory(device) if device.type == "cpu" else torch.cuda.memory_allocated(device)
+        weights = sum(p.numel() * p.element_size() for net in model.networks() for p in net.parameters())
 
         def step() -> None:
             model.set_input(data)
@@ -131,13 +163,19 @@ def child(argv: list[str], args: argparse.Namespace) -> None:
             print(common.profile_top(step, device))
         record = {"config": name, "variant": variant, "batch": batch, "device": args.device,
                   **common.summary(times), "gflop_per_iter": flops / 1e9, "conv_peak_gflops": peak.median(),
-                  "peak_mem_gib": common.peak_memory(device) / 2**30, "faults_per_iter": faults,
+                  "peak_mem_gib": common.peak_memory(device) / 2**30, "base_mem_gib": base / 2**30,
+                  "weights_gib": weights / 2**30,
+                  "crop_size": opt.crop_size, "faults_per_iter": faults,
                   "data_ms_per_img": data_cost(opt, tmp) if device.type == "cpu" else None}
+    # what the steps added to the built model, less its gradients and Adam's two moments (3 x the weights): the
+    # activations (and the temporaries of the backward pass), the part that grows with the pixels
+    record["act_mem_gib"] = record["peak_mem_gib"] - record["base_mem_gib"] - 3 * record["weights_gib"]
+    record["act_bytes_per_px"] = record["act_mem_gib"] * 2**30 / (batch * record["crop_size"] ** 2)
     record["img_per_s"] = batch / record["median_s"]
     record["gflops"] = record["gflop_per_iter"] / record["median_s"]
     record["fraction"] = record["gflops"] / record["conv_peak_gflops"]
     ref = REFERENCE.get(name)
-    if ref and device.type == "cpu" and not args.quick and batch == CONFIGS[name][1]:
+    if ref and device.type == "cpu" and not args.quick and batch == config(name)[1]:
         ref_fraction = sum(ref["fraction"]) / 2
         record |= {"ref_s_it": sum(ref["s_it"]) / 2, "ref_fraction": ref_fraction, "target": ref["target"],
                    "vs_ref": record["fraction"] / ref_fraction}  # same FLOPs: speed-up normalized by the conv rate
@@ -151,11 +189,23 @@ def main() -> None:
     parser.add_argument("--batch_sizes", default=None, help="comma-separated batch sizes instead of each config's own")
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads (default: PyTorch's choice)")
     parser.add_argument("--no_scaling", action="store_true", help="--device cuda: skip the 1-vs-all-GPUs torchrun table")
+    parser.add_argument("--sweep", action="store_true", help="cycle_gan batch 1 at --sweep_sizes, with and without "
+                        "--checkpoint_activations, stopping before a size over --memory_budget_gb")
+    parser.add_argument("--sweep_sizes", default=SWEEP_SIZES, help="--sweep: comma-separated crop sizes")
+    parser.add_argument("--memory_budget_gb", type=float, default=None,
+                        help="--sweep: skip a size whose predicted peak exceeds this many GiB (default: the RAM, or "
+                        "the GPU's memory, less 10%% and at least 2 GiB)")
     args = parser.parse_args()
     if args.child:
         child(args.child, args)
         return
     common.device_of(args.device)  # --device cuda without a GPU: one line, before any child starts
+    unknown = [v for v in (args.variants or "").split(",") if v and v not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"error: unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)}")
+    if args.sweep:
+        sweep(args)
+        return
     gpu = args.device == "cuda"
     if gpu and args.configs == ",".join(CONFIGS):
         args.configs = ",".join(GPU_CONFIGS)
@@ -164,7 +214,7 @@ def main() -> None:
     variants = common.prepare_run(args)
     jobs = []
     for name in args.configs.split(","):
-        sizes = [int(b) for b in args.batch_sizes.split(",")] if args.batch_sizes else [CONFIGS[name][1]]
+        sizes = [int(b) for b in args.batch_sizes.split(",")] if args.batch_sizes else [config(name)[1]]
         jobs += [[name, variant, str(batch)] for batch in sizes for variant in variants]
     passed = common.child_flags(args)
     records = common.run_all(Path(__file__).resolve(), jobs, passed, lambda r: f"{r['median_s']:.3f} s/it")
@@ -172,13 +222,63 @@ def main() -> None:
         ("config", "config", "s"), ("variant", "variant", "s"), ("batch", "batch", "d"),
         ("s/it", "median_s", ".3f"), ("q1", "q1_s", ".3f"), ("q3", "q3_s", ".3f"), ("img/s", "img_per_s", ".2f"),
         ("GFLOP/it", "gflop_per_iter", ".1f"), ("GFLOP/s", "gflops", ".1f"), ("conv peak", "conv_peak_gflops", ".1f"),
-        ("fraction", "fraction", ".2f"), ("peak GiB", "peak_mem_gib", ".2f"), ("faults/it", "faults_per_iter", ".0f"),
+        ("fraction", "fraction", ".2f"), ("peak GiB", "peak_mem_gib", ".2f"), ("act GiB", "act_mem_gib", ".2f"),
+        ("faults/it", "faults_per_iter", ".0f"),
         ("data ms/img", "data_ms_per_img", ".1f"), ("ref s/it", "ref_s_it", ".2f"), ("ref fraction", "ref_fraction",
                                                                                       ".2f"),
         ("vs ref", "vs_ref", ".2f"), ("target", "target", ".2f")],
         args.json or f"benchmarks/results/train_speed{'_gpu' if gpu else ''}.json")
     if gpu and not args.no_scaling:
         scaling_on_gpus(args.quick)
+
+
+def memory_budget(device: str) -> float:
+    """GiB a run may use here: the RAM (or the first GPU's memory) less 10 % and at least 2 GiB."""
+    if device == "cuda":
+        total = torch.cuda.get_device_properties(0).total_memory
+    else:
+        import os
+
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    total /= 2**30
+    return total - max(2.0, 0.1 * total)
+
+
+def sweep(args: argparse.Namespace) -> None:
+    """cycle_gan batch 1 at each --sweep_sizes side, each variant, stopping before a size predicted over budget."""
+    args.variants = args.variants or SWEEP_VARIANTS
+    variants = common.prepare_run(args)
+    budget = args.memory_budget_gb if args.memory_budget_gb is not None else memory_budget(args.device)
+    sides = sorted(int(s) for s in args.sweep_sizes.split(","))
+    if args.quick:
+        sides = [32, 48, 64][:len(sides)]
+    print(f"sweep: cycle_gan batch 1 at {', '.join(map(str, sides))} px, {', '.join(variants)}; memory budget "
+          f"{budget:.1f} GiB", file=sys.stderr)
+    passed = common.child_flags(args)
+    records: list[dict] = []
+    for variant in variants:
+        last = None
+        for side in sides:
+            if last is not None:
+                fixed = last["base_mem_gib"] + 3 * last["weights_gib"]
+                predicted = fixed + last["act_mem_gib"] * (side / last["crop_size"]) ** 2
+                if predicted > budget:
+                    print(f"skipped: cycle_gan_{side} {variant} and larger: predicted peak {predicted:.1f} GiB > "
+                          f"budget {budget:.1f} GiB (--memory_budget_gb)", file=sys.stderr)
+                    records.append({"config": f"cycle_gan_{side}", "variant": variant, "batch": 1,
+                                    "skipped": f"predicted {predicted:.1f} GiB"})
+                    break
+            found = common.run_all(Path(__file__).resolve(), [[f"cycle_gan_{side}", variant, "1"]], passed,
+                                   lambda r: f"{r['median_s']:.3f} s/it, peak {r['peak_mem_gib']:.2f} GiB")
+            if not found:  # failed (out of memory despite the prediction, ...): larger sizes would too
+                break
+            last = found[0]
+            records.append(last)
+    common.report(f"activation checkpointing sweep on {args.device}", records, [
+        ("config", "config", "s"), ("variant", "variant", "s"), ("s/it", "median_s", ".3f"),
+        ("peak GiB", "peak_mem_gib", ".2f"), ("model GiB", "base_mem_gib", ".2f"), ("act GiB", "act_mem_gib", ".2f"),
+        ("act B/px", "act_bytes_per_px", ".0f"), ("skipped", "skipped", "s")],
+        args.json or f"benchmarks/results/train_sweep{'_gpu' if args.device == 'cuda' else ''}.json")
 
 
 def scaling_on_gpus(quick: bool) -> None:
