@@ -2,8 +2,9 @@
 storing them, trading about one extra forward pass of the checkpointed parts for their activation memory.
 
 A network opts in per block: a module class with `supports_activation_checkpointing = True` runs its body
-through `checkpoint(...)` when `checkpointing(self)` says so. Which blocks do: the ResNet generators' residual
-blocks (networks/resnet.py) and every U-Net level's own layers (networks/unet.py). The switch is a plain
+through `checkpoint(...)` when `checkpointing(self)` says so. Which blocks do: the ResNet generators (their
+full-resolution stem and head as one segment each, networks/resnet.py), their residual blocks (one segment each)
+and every U-Net level's own layers (networks/unet.py). The switch is a plain
 attribute set by `set_activation_checkpointing`, never a parameter or buffer, so the state_dict keys (and the
 checkpoints written and read) are exactly those without it. It acts only while training (module in train mode and
 autograd recording); evaluation, `torch.no_grad()` and inference run the plain forward.

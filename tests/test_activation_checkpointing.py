@@ -99,10 +99,16 @@ def test_same_step_with_and_without_checkpointing(tmp_path, float64, checkpoint_
     plain_losses = step(plain, model_name)
     assert checkpoint_calls[0] == 0
     checkpointed, _ = build(tmp_path, model_name, ["--checkpoint_activations"], "ckpt")
-    losses = step(checkpointed, model_name)
     generators = [net for name, net in nets(checkpointed).items() if name.startswith("G")]
+    forwards = [0]
+    for g in generators:
+        g.register_forward_hook(lambda *_: forwards.__setitem__(0, forwards[0] + 1))
+    losses = step(checkpointed, model_name)
     blocks = sum(set_activation_checkpointing(g) for g in generators)
     assert checkpoint_calls[0] >= blocks > 0, "the generators' blocks were not checkpointed"
+    if model_name == "cycle_gan":  # per resnet_9blocks call: the stem, 9 residual blocks, the head
+        assert forwards[0] >= 4  # G_A(A), G_B(G_A(A)), G_B(B), G_A(G_B(B)) (and the identity calls if on)
+        assert checkpoint_calls[0] == forwards[0] * (9 + 2), "the stem and head were not checkpointed"
     assert next(plain.networks()[0].parameters()).dtype == torch.float64
     assert losses.keys() == plain_losses.keys()
     for key, value in plain_losses.items():
@@ -136,7 +142,39 @@ def test_inference_and_eval_run_plain(tmp_path, checkpoint_calls):
     assert checkpoint_calls[0] == 0
     g.train()
     g(torch.rand(1, 3, 32, 32)).sum().backward()
-    assert checkpoint_calls[0] == 9  # resnet_9blocks: one per residual block
+    assert checkpoint_calls[0] == 9 + 2  # resnet_9blocks: the stem, one per residual block, the head
+
+
+@pytest.mark.parametrize("netG,n_blocks", [("resnet_9blocks", 9), ("resnet_6blocks", 6),
+                                           ("antialias_resnet_9blocks", 9), ("antialias_resnet_6blocks", 6)])
+@pytest.mark.parametrize("norm", ["instance", "batch"])
+def test_resnet_generators_segments(float64, checkpoint_calls, netG, n_blocks, norm):
+    """float64: the ResNet generators (the reference's and CUT's anti-aliased one) checkpointed as stem, blocks and
+    head give the same output, input and weight gradients and batch norm statistics to 1e-6 (dropout on, so the
+    replay's RNG matters too); n_blocks + 2 checkpoint calls per forward; the same state_dict keys."""
+    torch.manual_seed(0)
+    plain = build_generator(netG, 3, 3, 4, norm=norm, use_dropout=True)
+    checkpointed = build_generator(netG, 3, 3, 4, norm=norm, use_dropout=True)
+    checkpointed.load_state_dict(plain.state_dict())
+    keys = list(checkpointed.state_dict())
+    assert set_activation_checkpointing(checkpointed) == n_blocks + 1  # the blocks and the generator itself
+    assert list(checkpointed.state_dict()) == keys
+    outputs, grads = [], []
+    for net in (plain, checkpointed):
+        net.train()
+        x = (torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(3)) * 2 - 1).requires_grad_()
+        torch.manual_seed(5)  # the same dropout masks
+        y = net(x)
+        (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+        outputs.append(y.detach())
+        grads.append(x.grad)
+    assert checkpoint_calls[0] == n_blocks + 2
+    assert torch.allclose(outputs[0], outputs[1], rtol=0, atol=1e-6)
+    assert torch.allclose(grads[0], grads[1], rtol=0, atol=1e-6)
+    for (key, p), q in zip(plain.named_parameters(), checkpointed.parameters()):
+        assert torch.allclose(p.grad, q.grad, rtol=0, atol=1e-6), f"gradient of {key} differs"
+    for (key, b), c in zip(plain.named_buffers(), checkpointed.buffers()):
+        assert torch.allclose(b.double(), c.double(), rtol=0, atol=1e-6), f"buffer {key} differs"
 
 
 @pytest.mark.parametrize("flags", [["--channels_last"], ["--amp"], ["--amp", "--channels_last"]])
