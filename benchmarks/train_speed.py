@@ -11,8 +11,12 @@ Each config x variant runs in its own process on synthetic images (data loading 
 image, through i2i's dataset classes on JPEG files of the config's size). Reported: seconds per iteration
 (median of repeats x iters after warm-up, with the spread), FLOPs per iteration (torch.utils.flop_counter),
 achieved GFLOP/s and its fraction of the convolution peak measured in the same process (benchmarks/common.py),
-peak memory (the process's maximum RSS on the CPU, max_memory_allocated on a GPU) and, apart, the part of it the
-iterations added to what the built model held, less its gradients and Adam's moments (`act GiB`: the
+peak memory (the process's maximum RSS on the CPU, max_memory_allocated on a GPU), the training steps' own memory
+(`step GiB`: the peak from just before the first step, after the model, its optimizers, the data and the conv
+reference are built, less the memory held then: on the CPU the RSS high-water mark reset then through
+/proc/self/clear_refs, less the RSS then; on a GPU max_memory_allocated less memory_allocated then; it includes the
+gradients and Adam's moments, allocated by the first step) and, apart, the part the iterations added to what the
+built model held, less its gradients and Adam's moments (`act GiB`: the
 activations and the backward pass's temporaries, what grows with the pixels), page faults
 per iteration, and the reference's figures on the machine it was measured on. Every variant has a `+ckpt` twin
 that adds --checkpoint_activations (fp32+ckpt, amp+ckpt, ...), run when named in --variants.
@@ -21,7 +25,8 @@ that adds --checkpoint_activations (fp32+ckpt, amp+ckpt, ...), run when named in
 --checkpoint_activations (or the --variants given), smallest size first. Before each larger size its peak is
 predicted from the last one measured (the model's memory plus the iterations' part scaled by the pixel count); a
 size predicted over `--memory_budget_gb` (default: this machine's RAM, or the GPU's memory, less a margin) is
-reported as skipped, with the larger ones, instead of being run out of memory.
+reported as skipped, with the larger ones, instead of being run out of memory. Each `+ckpt` row also gives its
+peak, step memory and time over the same size without the flag, and the time ratio at equal conv rate.
 
 With `--device cuda` the defaults are those docs/scaling.md's GPU tables need, in one command of a few minutes:
 cycle_gan and pix2pix at 256 px, each fp32 / --amp / --channels_last / both, at batch 1 and 8 (20 timed iterations
@@ -133,6 +138,38 @@ def data_cost(opt: argparse.Namespace, tmp: str, count: int = 8) -> float:
     return (time.perf_counter() - start) / count * 1000
 
 
+def current_rss() -> int:
+    """The process's resident bytes now (/proc/self/statm)."""
+    import os
+
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def step_memory_start(device: torch.device) -> tuple[int, int]:
+    """Where the steps' own memory is counted from: memory_allocated on a GPU; on the CPU the RSS now, after
+    resetting the kernel's RSS high-water mark to it (/proc/self/clear_refs), so that `rss_peak` is the peak of
+    what follows. Also returns the process's peak so far (the reset lowers ru_maxrss too)."""
+    if device.type == "cuda":
+        return int(torch.cuda.memory_allocated(device)), 0
+    peak_before = common.peak_memory(device)
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:  # no reset: the steps' peak is the process's (it is the larger, at these sizes)
+        pass
+    return current_rss(), peak_before
+
+
+def rss_peak() -> int:
+    """The RSS high-water mark (VmHWM; since the reset of `step_memory_start` where the kernel allows it)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return common.peak_memory(torch.device("cpu"))
+
+
 def child(argv: list[str], args: argparse.Namespace) -> None:
     name, variant, batch = argv[0], argv[1], int(argv[2])
     device = common.device_of(args.device)
@@ -151,9 +188,12 @@ def child(argv: list[str], args: argparse.Namespace) -> None:
 
         amp, channels_last = "amp" in variant, "channels_last" in variant
         peak = common.ConvPeak(device, backward=True, amp=amp, channels_last=channels_last)
-        step()  # first call: allocations, kernel choices
+        # the steps' own memory: from here (model, optimizers, data and the conv reference built) to the peak
+        before_steps, peak_before = step_memory_start(device)
+        step()  # first call: allocations (gradients, Adam's moments), kernel choices
         flops = common.count_flops(step)
         if device.type == "cuda":
+            first_peak = torch.cuda.max_memory_allocated(device)
             torch.cuda.reset_peak_memory_stats(device)
         faults = common.minor_faults()
         times = common.time_interleaved(step, peak, device, args.warmup, args.repeats, args.iters)
@@ -161,9 +201,16 @@ def child(argv: list[str], args: argparse.Namespace) -> None:
         if args.profile:
             print(f"== {name} {variant} batch {batch}: top operators of one iteration ==")
             print(common.profile_top(step, device))
+        if device.type == "cuda":
+            step_peak = max(first_peak, torch.cuda.max_memory_allocated(device))
+            process_peak = torch.cuda.max_memory_allocated(device)
+        else:
+            step_peak = rss_peak()
+            process_peak = max(peak_before, common.peak_memory(device))
         record = {"config": name, "variant": variant, "batch": batch, "device": args.device,
                   **common.summary(times), "gflop_per_iter": flops / 1e9, "conv_peak_gflops": peak.median(),
-                  "peak_mem_gib": common.peak_memory(device) / 2**30, "base_mem_gib": base / 2**30,
+                  "peak_mem_gib": process_peak / 2**30, "base_mem_gib": base / 2**30,
+                  "step_mem_gib": (step_peak - before_steps) / 2**30,
                   "weights_gib": weights / 2**30,
                   "crop_size": opt.crop_size, "faults_per_iter": faults,
                   "data_ms_per_img": data_cost(opt, tmp) if device.type == "cpu" else None}
@@ -222,8 +269,8 @@ def main() -> None:
         ("config", "config", "s"), ("variant", "variant", "s"), ("batch", "batch", "d"),
         ("s/it", "median_s", ".3f"), ("q1", "q1_s", ".3f"), ("q3", "q3_s", ".3f"), ("img/s", "img_per_s", ".2f"),
         ("GFLOP/it", "gflop_per_iter", ".1f"), ("GFLOP/s", "gflops", ".1f"), ("conv peak", "conv_peak_gflops", ".1f"),
-        ("fraction", "fraction", ".2f"), ("peak GiB", "peak_mem_gib", ".2f"), ("act GiB", "act_mem_gib", ".2f"),
-        ("faults/it", "faults_per_iter", ".0f"),
+        ("fraction", "fraction", ".2f"), ("peak GiB", "peak_mem_gib", ".2f"), ("step GiB", "step_mem_gib", ".2f"),
+        ("act GiB", "act_mem_gib", ".2f"), ("faults/it", "faults_per_iter", ".0f"),
         ("data ms/img", "data_ms_per_img", ".1f"), ("ref s/it", "ref_s_it", ".2f"), ("ref fraction", "ref_fraction",
                                                                                       ".2f"),
         ("vs ref", "vs_ref", ".2f"), ("target", "target", ".2f")],
@@ -274,11 +321,32 @@ def sweep(args: argparse.Namespace) -> None:
                 break
             last = found[0]
             records.append(last)
+    add_ratios(records)
     common.report(f"activation checkpointing sweep on {args.device}", records, [
         ("config", "config", "s"), ("variant", "variant", "s"), ("s/it", "median_s", ".3f"),
-        ("peak GiB", "peak_mem_gib", ".2f"), ("model GiB", "base_mem_gib", ".2f"), ("act GiB", "act_mem_gib", ".2f"),
-        ("act B/px", "act_bytes_per_px", ".0f"), ("skipped", "skipped", "s")],
+        ("conv peak", "conv_peak_gflops", ".1f"), ("peak GiB", "peak_mem_gib", ".2f"),
+        ("model GiB", "base_mem_gib", ".2f"), ("step GiB", "step_mem_gib", ".2f"), ("act GiB", "act_mem_gib", ".2f"),
+        ("act B/px", "act_bytes_per_px", ".0f"), ("peak x", "peak_ratio", ".2f"), ("step x", "step_ratio", ".2f"),
+        ("time x", "time_ratio", ".2f"), ("time x eq. rate", "time_ratio_equal_rate", ".2f"),
+        ("skipped", "skipped", "s")],
         args.json or f"benchmarks/results/train_sweep{'_gpu' if args.device == 'cuda' else ''}.json")
+
+
+def add_ratios(records: list[dict]) -> None:
+    """On each `+ckpt` record, its figures over those of the same config without the flag: peak and step memory,
+    time per iteration, and the time at equal conv rate (each time times the conv reference's rate measured in its
+    own process, so that a change of the machine's load between the two runs cancels)."""
+    plain = {(r["config"], r["variant"]): r for r in records if "skipped" not in r}
+    for r in records:
+        base = plain.get((r["config"], r["variant"].removesuffix("+ckpt")))
+        if "skipped" in r or not r["variant"].endswith("+ckpt") or base is None:
+            continue
+        r["peak_ratio"] = r["peak_mem_gib"] / base["peak_mem_gib"]
+        if base["step_mem_gib"] > 0:
+            r["step_ratio"] = r["step_mem_gib"] / base["step_mem_gib"]
+        r["time_ratio"] = r["median_s"] / base["median_s"]
+        r["time_ratio_equal_rate"] = (r["median_s"] * r["conv_peak_gflops"]) / (base["median_s"]
+                                                                               * base["conv_peak_gflops"])
 
 
 def scaling_on_gpus(quick: bool) -> None:
