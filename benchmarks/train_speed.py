@@ -15,7 +15,8 @@ peak memory (the process's maximum RSS on the CPU, max_memory_allocated on a GPU
 (`step GiB`: the peak from just before the first step, after the model, its optimizers, the data and the conv
 reference are built, less the memory held then: on the CPU the RSS high-water mark reset then through
 /proc/self/clear_refs, less the RSS then; on a GPU max_memory_allocated less memory_allocated then; it includes the
-gradients and Adam's moments, allocated by the first step) and, apart, the part the iterations added to what the
+gradients and Adam's moments, allocated by the first step; the CPU children run with MALLOC_MMAP_THRESHOLD_ fixed
+at 128 KiB so that freed tensors leave the RSS, `--malloc_defaults` to leave glibc as it is) and, apart, the part the iterations added to what the
 built model held, less its gradients and Adam's moments (`act GiB`: the
 activations and the backward pass's temporaries, what grows with the pixels), page faults
 per iteration, and the reference's figures on the machine it was measured on. Every variant has a `+ckpt` twin
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -67,6 +69,7 @@ VARIANTS = {**common.VARIANTS,
             **{f"{name}+ckpt": [*flags, "--checkpoint_activations"] for name, flags in common.VARIANTS.items()}}
 SWEEP_SIZES = "256,512,1024"
 SWEEP_VARIANTS = "fp32,fp32+ckpt"
+MMAP_THRESHOLD = 128 * 1024  # bytes; MALLOC_MMAP_THRESHOLD_ of the CPU children (see main)
 
 
 def sweep_config(side: int) -> tuple[list[str], int]:
@@ -140,8 +143,6 @@ def data_cost(opt: argparse.Namespace, tmp: str, count: int = 8) -> float:
 
 def current_rss() -> int:
     """The process's resident bytes now (/proc/self/statm)."""
-    import os
-
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
@@ -191,26 +192,29 @@ def child(argv: list[str], args: argparse.Namespace) -> None:
         # the steps' own memory: from here (model, optimizers, data and the conv reference built) to the peak
         before_steps, peak_before = step_memory_start(device)
         step()  # first call: allocations (gradients, Adam's moments), kernel choices
-        flops = common.count_flops(step)
         if device.type == "cuda":
             first_peak = torch.cuda.max_memory_allocated(device)
             torch.cuda.reset_peak_memory_stats(device)
         faults = common.minor_faults()
         times = common.time_interleaved(step, peak, device, args.warmup, args.repeats, args.iters)
         faults = (common.minor_faults() - faults) / max(1, args.warmup + len(times))
-        if args.profile:
-            print(f"== {name} {variant} batch {batch}: top operators of one iteration ==")
-            print(common.profile_top(step, device))
         if device.type == "cuda":
             step_peak = max(first_peak, torch.cuda.max_memory_allocated(device))
             process_peak = torch.cuda.max_memory_allocated(device)
         else:
             step_peak = rss_peak()
             process_peak = max(peak_before, common.peak_memory(device))
+        # last, after the memory is read: the FLOP counter's dispatch mode holds activations that checkpointing
+        # frees (measured: +1.6 GiB on cycle_gan 256 px with --checkpoint_activations), so its step is no real one
+        flops = common.count_flops(step)
+        if args.profile:
+            print(f"== {name} {variant} batch {batch}: top operators of one iteration ==")
+            print(common.profile_top(step, device))
         record = {"config": name, "variant": variant, "batch": batch, "device": args.device,
                   **common.summary(times), "gflop_per_iter": flops / 1e9, "conv_peak_gflops": peak.median(),
                   "peak_mem_gib": process_peak / 2**30, "base_mem_gib": base / 2**30,
                   "step_mem_gib": (step_peak - before_steps) / 2**30,
+                  "malloc_mmap_threshold": os.environ.get("MALLOC_MMAP_THRESHOLD_"),
                   "weights_gib": weights / 2**30,
                   "crop_size": opt.crop_size, "faults_per_iter": faults,
                   "data_ms_per_img": data_cost(opt, tmp) if device.type == "cpu" else None}
@@ -239,6 +243,9 @@ def main() -> None:
     parser.add_argument("--sweep", action="store_true", help="cycle_gan batch 1 at --sweep_sizes, with and without "
                         "--checkpoint_activations, stopping before a size over --memory_budget_gb")
     parser.add_argument("--sweep_sizes", default=SWEEP_SIZES, help="--sweep: comma-separated crop sizes")
+    parser.add_argument("--malloc_defaults", action="store_true",
+                        help="CPU: leave glibc's malloc as it is (its mmap threshold rises, freed tensors stay "
+                        "resident) instead of fixing MALLOC_MMAP_THRESHOLD_ at 128 KiB for the children")
     parser.add_argument("--memory_budget_gb", type=float, default=None,
                         help="--sweep: skip a size whose predicted peak exceeds this many GiB (default: the RAM, or "
                         "the GPU's memory, less 10%% and at least 2 GiB)")
@@ -247,6 +254,12 @@ def main() -> None:
         child(args.child, args)
         return
     common.device_of(args.device)  # --device cuda without a GPU: one line, before any child starts
+    if args.device == "cpu" and not args.malloc_defaults:
+        # glibc raises its mmap threshold after the first large free (up to 32 MiB) and from then on keeps freed
+        # tensors in its heap, resident: the RSS then follows the heap's high-water mark, not the live tensors.
+        # A fixed threshold (its default starting value) keeps every tensor over 128 KiB in its own mapping,
+        # returned to the system when freed, so the children's RSS follows what PyTorch holds.
+        os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", str(MMAP_THRESHOLD))
     unknown = [v for v in (args.variants or "").split(",") if v and v not in VARIANTS]
     if unknown:
         raise SystemExit(f"error: unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)}")
@@ -284,8 +297,6 @@ def memory_budget(device: str) -> float:
     if device == "cuda":
         total = torch.cuda.get_device_properties(0).total_memory
     else:
-        import os
-
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     total /= 2**30
     return total - max(2.0, 0.1 * total)
