@@ -15,8 +15,9 @@ peak memory (the process's maximum RSS on the CPU, max_memory_allocated on a GPU
 (`step GiB`: the peak from just before the first step, after the model, its optimizers, the data and the conv
 reference are built, less the memory held then: on the CPU the RSS high-water mark reset then through
 /proc/self/clear_refs, less the RSS then; on a GPU max_memory_allocated less memory_allocated then; it includes the
-gradients and Adam's moments, allocated by the first step; the CPU children run with MALLOC_MMAP_THRESHOLD_ fixed
-at 128 KiB so that freed tensors leave the RSS, `--malloc_defaults` to leave glibc as it is) and, apart, the part the iterations added to what the
+gradients and Adam's moments, allocated by the first step; on the CPU with train.py's allocator settings, which
+keep freed memory resident, or with `--live_rss` a fixed 128 KiB mmap threshold, so that freed tensors leave the
+RSS) and, apart, the part the iterations added to what the
 built model held, less its gradients and Adam's moments (`act GiB`: the
 activations and the backward pass's temporaries, what grows with the pixels), page faults
 per iteration, and the reference's figures on the machine it was measured on. Every variant has a `+ckpt` twin
@@ -243,9 +244,9 @@ def main() -> None:
     parser.add_argument("--sweep", action="store_true", help="cycle_gan batch 1 at --sweep_sizes, with and without "
                         "--checkpoint_activations, stopping before a size over --memory_budget_gb")
     parser.add_argument("--sweep_sizes", default=SWEEP_SIZES, help="--sweep: comma-separated crop sizes")
-    parser.add_argument("--malloc_defaults", action="store_true",
-                        help="CPU: leave glibc's malloc as it is (its mmap threshold rises, freed tensors stay "
-                        "resident) instead of fixing MALLOC_MMAP_THRESHOLD_ at 128 KiB for the children")
+    parser.add_argument("--live_rss", action="store_true",
+                        help="CPU: run the children with MALLOC_MMAP_THRESHOLD_=131072 instead of train.py's allocator "
+                        "settings, so that freed tensors leave the RSS (memory figures of the live tensors; slower)")
     parser.add_argument("--memory_budget_gb", type=float, default=None,
                         help="--sweep: skip a size whose predicted peak exceeds this many GiB (default: the RAM, or "
                         "the GPU's memory, less 10%% and at least 2 GiB)")
@@ -254,11 +255,12 @@ def main() -> None:
         child(args.child, args)
         return
     common.device_of(args.device)  # --device cuda without a GPU: one line, before any child starts
-    if args.device == "cpu" and not args.malloc_defaults:
-        # glibc raises its mmap threshold after the first large free (up to 32 MiB) and from then on keeps freed
-        # tensors in its heap, resident: the RSS then follows the heap's high-water mark, not the live tensors.
-        # A fixed threshold (its default starting value) keeps every tensor over 128 KiB in its own mapping,
-        # returned to the system when freed, so the children's RSS follows what PyTorch holds.
+    if args.device == "cpu" and args.live_rss:
+        # The drivers' allocator settings (util/cpu_setup.py, as train.py runs) keep freed tensors in glibc's heap,
+        # resident, for speed: the RSS then follows the heap's high-water mark, fragmentation included, not the
+        # live tensors. A fixed mmap threshold of 128 KiB (any MALLOC_* variable also turns cpu_setup's tuning off)
+        # keeps every larger tensor in its own mapping, returned to the system when freed, so the children's RSS
+        # follows what PyTorch holds, at the cost of page faults (slower steps).
         os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", str(MMAP_THRESHOLD))
     unknown = [v for v in (args.variants or "").split(",") if v and v not in VARIANTS]
     if unknown:
