@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from networks import build_discriminator, build_generator
+from networks.activation_checkpointing import set_activation_checkpointing
 from util import collectives, precision, runtime
 from util.cli import write_line
 from util.errors import I2IError
@@ -103,9 +104,12 @@ class BaseModel(CheckpointMixin, ABC):
     # -- building -------------------------------------------------------------------------------------
 
     def place(self, net: nn.Module) -> nn.Module:
-        """Move a network to this model's device with --sync_bn/--channels_last applied, then wrap it in
-        DataParallel over several --gpu_ids (as the reference) or compile it with --compile."""
+        """Move a network to this model's device with --sync_bn/--channels_last applied (and, in training,
+        --checkpoint_activations), then wrap it in DataParallel over several --gpu_ids (as the reference) or compile
+        it with --compile."""
         opt = self.opt
+        if self.isTrain and getattr(opt, "checkpoint_activations", False):
+            set_activation_checkpointing(net)  # a plain attribute per block: the state_dict keys stay the same
         return runtime.prepare_network(net.to(self.device), self.device, sync_bn=self.isTrain and opt.sync_bn,
                                        channels_last=opt.channels_last, compile=opt.compile, training=self.isTrain,
                                        device_ids=self.gpu_ids)

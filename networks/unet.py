@@ -16,12 +16,19 @@ import torch.nn as nn
 from util.errors import I2IError
 
 from . import GENERATORS
+from .activation_checkpointing import CheckpointableBlock, checkpoint, checkpointing
 from .norm import NormLayer, conv_bias_for
 from .small_map_conv import SmallMapConv2d, SmallMapConvTranspose2d
 
 
-class UnetSkipConnectionBlock(nn.Module):
+class UnetSkipConnectionBlock(CheckpointableBlock):
     """One U-Net level: down-conv, the inner levels, up-conv; returns cat([x, level(x)]) except outermost.
+
+    With --checkpoint_activations (training only) the level's own layers run as two checkpointed segments,
+    the layers before the inner levels and those after them, whose activations are recomputed in the backward
+    pass; the inner levels stay outside (each checkpoints its own), so no layer is recomputed more than once.
+    The in-place activation that opens a segment runs outside it, exactly as without the flag (the skip
+    connection carries the LeakyReLU'd input, as in the reference).
 
     Layer indices (kept for checkpoint compatibility):
       outermost:    0 down-conv, 1 submodule, 2 ReLU, 3 up-conv (always biased), 4 Tanh
@@ -63,9 +70,45 @@ class UnetSkipConnectionBlock(nn.Module):
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if checkpointing(self):
+            return self._checkpointed_forward(x)
         if self.outermost:
             return self.model(x)
         return torch.cat([x, self.model(x)], 1)
+
+    def _checkpointed_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The same computation as `forward`, its own layers in checkpointed segments around the inner levels."""
+        layers = list(self.model)
+        inner = next((i for i, m in enumerate(layers) if isinstance(m, UnetSkipConnectionBlock)), None)
+        if inner is None:  # innermost: one segment
+            x = _in_place_head(layers, x)
+            return torch.cat([x, _segment(layers, x)], 1)
+        down, submodule, up = layers[:inner], layers[inner], layers[inner + 1:]
+        x = _in_place_head(down, x)
+        y = submodule(_segment(down, x))
+        y = _segment(up, _in_place_head(up, y))
+        return y if self.outermost else torch.cat([x, y], 1)
+
+
+def _in_place_head(layers: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
+    """Apply (and pop) a leading in-place activation: it modifies its input, so it must not open a checkpointed
+    segment (the recomputation would apply it to its own output)."""
+    if layers and getattr(layers[0], "inplace", False):
+        x = layers.pop(0)(x)
+    return x
+
+
+def _segment(layers: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
+    """`layers` applied in order to `x`, checkpointed (their activations recomputed in the backward pass)."""
+    if not layers:
+        return x
+
+    def run(y: torch.Tensor) -> torch.Tensor:
+        for layer in layers:
+            y = layer(y)
+        return y
+
+    return checkpoint(run, x, modules=layers)
 
 
 class UnetGenerator(nn.Module):

@@ -71,6 +71,9 @@ class TrainOptions(BaseOptions):
             help="torchrun: gradients are averaged across processes in flat buckets of this many MiB")
         add("--dist_timeout", type=number(float, above=0), default=1800.0,
             help="torchrun: seconds a process waits for the others in a collective before the job stops")
+        add("--checkpoint_activations", action="store_true",
+            help="recompute the generators' activations in the backward pass instead of storing them (ResNet stem, "
+            "residual blocks and head / U-Net levels): less memory for larger crops or batches, more time per step (docs/scaling.md)")
         add("--optimizer_impl", default="auto", choices=list(OPTIMIZER_IMPLS),
             help="Adam's kernel: auto picks the fused one (one pass over the weights) where this PyTorch has it")
         # evaluation during training (engine/evaluator.py)

@@ -81,3 +81,19 @@ def test_train_speed_on_a_gpu_prints_the_table_and_json(tmp_path):
                        "--no_scaling", tmp_path=tmp_path)
     assert [(r["variant"], r["batch"]) for r in data["results"]] == [("fp32", 1), ("amp", 1), ("fp32", 8), ("amp", 8)]
     assert all(r["device"] == "cuda" and r["median_s"] > 0 and r["peak_mem_gib"] > 0 for r in data["results"])
+
+
+@pytest.mark.slow
+def test_train_speed_sweep_reports_step_memory_and_ratios(tmp_path):
+    """--sweep: with and without --checkpoint_activations, each row with the steps' own memory (from just before the
+    first step) next to the process's peak, and each +ckpt row with its ratios to the plain one."""
+    stdout, data = run("train_speed.py", "--sweep", "--sweep_sizes", "256", tmp_path=tmp_path)  # --quick: 32 px
+    assert "step GiB" in stdout and "time x eq. rate" in stdout
+    plain, ckpt = data["results"]
+    assert (plain["variant"], ckpt["variant"]) == ("fp32", "fp32+ckpt")
+    for r in (plain, ckpt):
+        assert 0 <= r["step_mem_gib"] < r["peak_mem_gib"]
+    assert ckpt["peak_ratio"] == pytest.approx(ckpt["peak_mem_gib"] / plain["peak_mem_gib"])
+    assert ckpt.get("step_ratio", 1) == pytest.approx(ckpt["step_mem_gib"] / plain["step_mem_gib"]
+                                                      if plain["step_mem_gib"] else 1)
+    assert ckpt["time_ratio_equal_rate"] > 0 and "step_ratio" not in plain

@@ -107,6 +107,8 @@ TRAIN_DEFAULTS = {
     "bucket_cap_mb": 25.0,
     "dist_timeout": 1800.0,
     "optimizer_impl": "auto",
+    # i2i addition: activation checkpointing (networks/activation_checkpointing.py, docs/scaling.md)
+    "checkpoint_activations": False,
     # i2i additions: docs/troubleshooting.md, engine/training_state.py
     "keep_last": 0,
     "overwrite_run": False,
