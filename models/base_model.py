@@ -1,14 +1,6 @@
-"""The model contract (the reference's BaseModel, kept so its users' models keep working).
+"""The model contract (the reference's BaseModel, so its users' models keep working).
 
-A model subclasses `BaseModel`, registers itself with `@MODELS.register("name")` (or lives in
-`models/<name>_model.py` as class `<Name>Model`, the reference's convention) and defines:
-
-- `loss_names`: losses to log; attribute `loss_<name>` holds each.
-- `model_names`: networks to save and load; attribute `net<name>` holds each -> `<epoch>_net_<name>.pth`.
-- `visual_names`: images to show and save; attribute `<name>` holds each (an image batch).
-- `optimizers`: filled in `__init__` when training; one LR scheduler is made per optimizer.
-- `set_input(data)`, `forward()`, `optimize_parameters()`; optionally the classmethod
-  `modify_commandline_options(parser, is_train)` and a `demo_options` dict for the embedded demo.
+What a model defines: models/template_model.py and docs/plugins.md.
 """
 
 from __future__ import annotations

@@ -1,27 +1,14 @@
 """CUT and FastCUT: one-sided unpaired translation with a patchwise contrastive loss.
 
 Park et al., "Contrastive Learning for Unpaired Image-to-Image Translation", ECCV 2020. One generator
-G: A -> B and one PatchGAN D judging domain B. Instead of a second generator and a cycle, G keeps the
-content by PatchNCE: features of G's encoder at `--nce_layers` for the output (queries) should match
-those of the input at the same position (positive) rather than at other positions (negatives); a small
-MLP head F projects the sampled patches first. Objective of G and F:
+G: A -> B and one PatchGAN D judging domain B. G keeps the content by PatchNCE (models/patchnce.py) on the
+features of its encoder at `--nce_layers`, sampled and projected by a small head F. Objective of G and F:
 
     lambda_GAN * GAN(D(G(A)))  +  lambda_NCE * PatchNCE(A, G(A))                     (FastCUT)
     lambda_GAN * GAN(D(G(A)))  +  lambda_NCE * (PatchNCE(A, G(A)) + PatchNCE(B, G(B))) / 2   (CUT)
 
-The second term of CUT is the identity NCE (`--nce_idt`): G should leave a B image unchanged.
-`--CUT_mode` presets (option defaults; what you type yourself wins):
-    CUT:     nce_idt True,  lambda_NCE 1,  flip_equivariance False, n_epochs 200, n_epochs_decay 200
-    FastCUT: nce_idt False, lambda_NCE 10, flip_equivariance True,  n_epochs 150, n_epochs_decay 50
-With `--flip_equivariance`, half the iterations flip the input horizontally and flip the output's
-features back before PatchNCE, which asks G to commute with flips.
-
-F's MLPs take their widths from G's features, so they exist only after a first forward pass:
-`data_dependent_initialize(first_batch)` (called by train.py) creates them and F's optimizer. F is never wrapped
-(DataParallel, compile); G's encoder passes for PatchNCE run through `self.encoder`, placed as G is.
-The option names and defaults are CUT's (taesungp/contrastive-unpaired-translation); `--netG resnet_9blocks`
-and `--netD basic` are anti-aliased unless `--no_antialias` / `--no_antialias_up`, so CUT's
-`latest_net_G.pth` files load as they are.
+`--CUT_mode` sets the defaults in `MODE_PRESETS`. The option names and defaults are CUT's; how i2i differs
+from taesungp/contrastive-unpaired-translation (anti-aliased networks, F's creation): docs/differences.md.
 """
 
 from __future__ import annotations
