@@ -31,8 +31,7 @@ class BaseModel(CheckpointMixin, ABC):
     demo_options: ClassVar[dict[str, Any]] = {}
     #: the option defaults `--preset recommended` sets for this model (docs: README, Quality)
     recommended_options: ClassVar[dict[str, Any]] = {}
-    #: extra command-line arguments for the registry-wide contract test (tests/test_model_contract.py), e.g.
-    #: ["--netG", "unet_128", "--crop_size", "128"] for a model that needs them; see docs/plugins.md
+    #: extra command-line arguments the contract test (tests/test_model_contract.py) needs; see docs/plugins.md
     contract_options: ClassVar[list[str]] = []
 
     def __init__(self, opt: argparse.Namespace) -> None:

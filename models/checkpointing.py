@@ -1,9 +1,7 @@
 """What a model saves and restores: its network files, its full training state, and how its networks are wrapped.
 
-`BaseModel` takes these from `CheckpointMixin`. The engine and inference use only these methods and never a
-model's attributes: `training_state()` / `load_training_state()` carry the networks, optimizers, LR schedulers,
-gradient scalers, image pools and the plateau metric; `wrap_networks()` replaces each network (and every alias
-of it) by a wrapper.
+`BaseModel` takes these from `CheckpointMixin`; the engine and inference use only these methods, never a
+model's attributes.
 """
 
 from __future__ import annotations

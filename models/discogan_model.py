@@ -38,7 +38,6 @@ class DiscoGANModel(BaseModel):
 
     demo_options = dict(name="demo_discogan", ngf=16, ndf=16, load_size=72, crop_size=64,
                         n_epochs=10, n_epochs_decay=10, display_freq=96, print_freq=48, save_epoch_freq=10)
-    contract_options: list[str] = []
 
     @classmethod
     def modify_commandline_options(cls, parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:

@@ -1,15 +1,8 @@
 """Adversarial objectives (`--gan_mode`) and the WGAN-GP gradient penalty.
 
-    criterion = GANLoss("lsgan").to(device)
-    loss_D = 0.5 * (criterion(netD(real), True) + criterion(netD(fake.detach()), False))
-    if criterion.uses_gradient_penalty:
-        loss_D = loss_D + gradient_penalty(netD, real, fake)
-
 Every mode expects raw discriminator outputs (no sigmoid in D) of any shape, e.g. a PatchGAN map; the
 loss is the mean over all elements. A plugin adds a mode by registering a `GANCriterion` subclass in
 `GAN_LOSSES`; `--gan_mode` reads its choices from there.
-
-`GANLoss.uses_gradient_penalty` tells the model to add `gradient_penalty` to D's loss (`--gan_mode wgangp`).
 """
 
 from __future__ import annotations
