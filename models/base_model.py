@@ -46,7 +46,6 @@ class BaseModel(CheckpointMixin, ABC):
         self.optimizers: list[torch.optim.Optimizer] = []
         self.image_paths: list[str] = []
         self.metric = 0.0  # what the plateau LR policy watches; train.py sets it each epoch
-        # --amp: the dtype `autocast()` uses and, for fp16 training, the gradient scaler `backward`/`step` use
         # cuDNN autotuning pays off for one input size; it would search again for every new size (--preprocess
         # none or scale_width, e.g. test.py on whole images), and --seed asks for reproducible kernels
         fixed_size = "crop" in getattr(opt, "preprocess", "crop")

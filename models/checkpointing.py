@@ -24,9 +24,6 @@ from .image_pool import ImagePool
 from .schedulers import build_scheduler
 from .weight_average import WeightAverage
 
-#: parts of `training_state()` that differ between torchrun processes (each process keeps its own)
-PER_PROCESS = ("pools",)
-
 
 class CheckpointMixin:
     """Saving, loading and wrapping for a model with `model_names`, `optimizers`, `schedulers` and `opt`."""
@@ -68,7 +65,7 @@ class CheckpointMixin:
 
     def training_state(self, *, shared: bool = True) -> dict[str, Any]:
         """Everything training needs to continue exactly, as tensors (on the CPU) and plain containers.
-        `shared=False` gives only the parts that differ between torchrun processes (`PER_PROCESS`)."""
+        `shared=False` gives only the parts that differ between torchrun processes (the image pools)."""
         state: dict[str, Any] = {"pools": {name: move_to(pool.state_dict(), "cpu")
                                            for name, pool in self._parts(ImagePool)}}
         if shared:

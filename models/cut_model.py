@@ -118,7 +118,13 @@ class CUTModel(BaseModel):
         self.loss_names = ["G_GAN", "D_real", "D_fake", "G", "NCE"] + (["NCE_Y"] if self.nce_idt else [])
         self.visual_names = ["real_A", "fake_B", "real_B"] + (["idt_B"] if self.nce_idt else [])
         self.model_names = ["G", "F", "D"] if self.isTrain else ["G"]
-        self.nce_layers = self._parse_layers(opt.nce_layers)
+        try:
+            self.nce_layers = [int(x) for x in opt.nce_layers.split(",") if x.strip()]
+        except ValueError:
+            self.nce_layers = []
+        if not self.nce_layers:
+            raise I2IError(f"--nce_layers '{opt.nce_layers}': expected comma-separated layer indices such as "
+                           "0,4,8,12,16.")
         self.netG = self.place(self._cut_generator())
         self.flipped_for_equivariance = False
         if not self.isTrain:
@@ -142,16 +148,6 @@ class CUTModel(BaseModel):
         self.optimizers = [self.optimizer_G, self.optimizer_D]
 
     # -- building -------------------------------------------------------------------------------------
-
-    @staticmethod
-    def _parse_layers(text: str) -> list[int]:
-        try:
-            layers = [int(x) for x in text.split(",") if x.strip()]
-        except ValueError:
-            layers = []
-        if not layers:
-            raise I2IError(f"--nce_layers '{text}': expected comma-separated layer indices such as 0,4,8,12,16.")
-        return layers
 
     def _cut_generator(self) -> nn.Module:
         """--netG resnet_* is built anti-aliased as CUT does (unless --no_antialias[_up]); other names as usual."""

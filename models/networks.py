@@ -109,8 +109,8 @@ def cal_gradient_penalty(
     constant: float = 1.0,
     lambda_gp: float = 10.0,
 ) -> tuple[torch.Tensor | float, None]:
-    """(penalty, None): the WGAN-GP penalty as `models.losses.gradient_penalty` computes it. The reference also
-    returned the gradients; i2i returns None in their place. `device` is unused (the inputs' device is used)."""
+    """(penalty, None): `models.losses.gradient_penalty` under the reference's signature (docs/plugins.md);
+    `device` is unused (the inputs' device is used)."""
     if lambda_gp <= 0.0:
         return 0.0, None
     return gradient_penalty(netD, real_data, fake_data, kind=type, constant=constant, lambda_gp=lambda_gp), None
