@@ -132,10 +132,8 @@ class CUTModel(BaseModel):
         if self.nce_idt and opt.input_nc != opt.output_nc:
             raise I2IError(f"--nce_idt needs --input_nc == --output_nc (got {opt.input_nc} and {opt.output_nc}); "
                            "pass --nce_idt False or --CUT_mode FastCUT.")
-        # F stays a plain module (never DataParallel or compiled): its MLPs are created in data_dependent_initialize,
-        # and a wrapper's per-call copies would create them on a copy and sample other patches on every GPU.
+        # F stays a plain module, never wrapped (why: docs/differences.md); G's encoder is placed as G is.
         self.netF = PATCH_SAMPLERS.get(opt.netF)(opt.netF_nc, opt.init_type, opt.init_gain).to(self.device)
-        # G's encoder for PatchNCE, as a module over G's own layers: compiled / spread over GPUs as G is.
         self.encoder = runtime.prepare_network(EncoderTaps(self.netG, self.nce_layers), self.device,
                                                compile=opt.compile, device_ids=self.gpu_ids)
         self.netD = self.place(self._cut_discriminator())

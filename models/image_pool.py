@@ -1,8 +1,7 @@
 """A history of generated images for the discriminator (Shrivastava et al. 2017, used by CycleGAN).
 
 Showing D a mix of current and older fakes keeps it from over-fitting to G's latest output. The pool
-lives on the images' device and draws from torch's RNG, so `torch.manual_seed` makes it reproducible,
-and `state_dict()` / `load_state_dict()` let a resumed run continue with the same history.
+draws from torch's RNG, so `torch.manual_seed` makes it reproducible.
 """
 
 from __future__ import annotations
