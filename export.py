@@ -4,8 +4,7 @@
     python export.py --name facades_pix2pix --model pix2pix --format torchscript --output facades.pt
     python test.py --name maps_cyclegan --model cycle_gan --backend onnxruntime   # runs the exported files
 
-Takes test.py's options (which checkpoint: --name, --checkpoints_dir, --epoch; the architecture: --model,
---netG, --ngf, --norm, ...). Files go to checkpoints/NAME/<epoch>_net_<G>.onnx (or .pt) unless --output.
+Takes test.py's options (which checkpoint, which architecture), plus --format, --output and --opset.
 """
 
 from __future__ import annotations

@@ -33,7 +33,6 @@ def crossed(total: int, step: int, freq: int) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
-    # Initialize.
     options = TrainOptions()
     opt = options.parse(argv)
     dist = init_distributed(opt)  # under torchrun: this process's device, rank and data shard; else a no-op
@@ -65,7 +64,6 @@ def main(argv: list[str] | None = None) -> None:
         epoch_iter, epoch_losses = state.begin_epoch(epoch)  # resuming mid-epoch skips the samples already seen
         visualizer.reset()
         for data in progress.batches(dataset, done=shard_samples(epoch_iter, dist.world_size) // opt.batch_size):
-            # Update weights.
             iter_start = time.time()
             batch_size = data["A"].size(0) * dist.world_size  # samples this step over all processes
             total_iters += batch_size

@@ -55,17 +55,6 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def inputs(path: Path) -> list[Path]:
-    if path.is_file():
-        return [path]
-    if path.is_dir():
-        found = sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p.name))
-        if found:
-            return found
-        raise I2IError(f"{path} holds no images.")
-    raise I2IError(f"{path} does not exist.")
-
-
 def main(argv: list[str] | None = None) -> list[Path]:
     args = make_parser().parse_args(argv)
     if args.checkpoint is None and args.name is None:
@@ -77,7 +66,14 @@ def main(argv: list[str] | None = None) -> list[Path]:
                                  tile_overlap=args.tile_overlap, backend=args.backend,
                                  calibration_dir=args.calibration_dir, calibration_images=args.calibration_images)
     source = Path(args.input)
-    files = inputs(source)
+    if source.is_file():
+        files = [source]
+    elif source.is_dir():
+        files = sorted(p for p in source.rglob("*") if p.is_file() and is_image_file(p.name))
+        if not files:
+            raise I2IError(f"{source} holds no images.")
+    else:
+        raise I2IError(f"{source} does not exist.")
     targets = [(Path(args.output) / (path.relative_to(source) if source.is_dir() else Path(path.name)))
                .with_suffix(".png") for path in files]
     with tqdm(total=len(files), desc="translate", unit="img", disable=None) as bar:

@@ -1,16 +1,7 @@
-"""Models: one file per model, each registered by name.
+"""Models: one file per model, each registered by name in `MODELS` and chosen with `--model`.
 
-How to add a model `foo`: write `models/foo_model.py` with
-
-    from models import MODELS
-    from models.base_model import BaseModel
-
-    @MODELS.register("foo")
-    class FooModel(BaseModel):
-        ...  # see models/base_model.py for the contract
-
-and select it with `--model foo`. A file in the reference's convention (class `FooModel` in
-`models/foo_model.py`, no decorator) is found too.
+How to add one: models/template_model.py and docs/plugins.md (files in the reference's convention,
+class `FooModel` in `models/foo_model.py` without a decorator, are found too).
 """
 
 from __future__ import annotations

@@ -1,14 +1,6 @@
-"""The model contract (the reference's BaseModel, kept so its users' models keep working).
+"""The model contract (the reference's BaseModel, so its users' models keep working).
 
-A model subclasses `BaseModel`, registers itself with `@MODELS.register("name")` (or lives in
-`models/<name>_model.py` as class `<Name>Model`, the reference's convention) and defines:
-
-- `loss_names`: losses to log; attribute `loss_<name>` holds each.
-- `model_names`: networks to save and load; attribute `net<name>` holds each -> `<epoch>_net_<name>.pth`.
-- `visual_names`: images to show and save; attribute `<name>` holds each (an image batch).
-- `optimizers`: filled in `__init__` when training; one LR scheduler is made per optimizer.
-- `set_input(data)`, `forward()`, `optimize_parameters()`; optionally the classmethod
-  `modify_commandline_options(parser, is_train)` and a `demo_options` dict for the embedded demo.
+What a model defines: models/template_model.py and docs/plugins.md.
 """
 
 from __future__ import annotations
@@ -40,8 +32,7 @@ class BaseModel(CheckpointMixin, ABC):
     demo_options: ClassVar[dict[str, Any]] = {}
     #: the option defaults `--preset recommended` sets for this model (docs: README, Quality)
     recommended_options: ClassVar[dict[str, Any]] = {}
-    #: extra command-line arguments for the registry-wide contract test (tests/test_model_contract.py), e.g.
-    #: ["--netG", "unet_128", "--crop_size", "128"] for a model that needs them; see docs/plugins.md
+    #: extra command-line arguments the contract test (tests/test_model_contract.py) needs; see docs/plugins.md
     contract_options: ClassVar[list[str]] = []
 
     def __init__(self, opt: argparse.Namespace) -> None:
@@ -56,7 +47,6 @@ class BaseModel(CheckpointMixin, ABC):
         self.optimizers: list[torch.optim.Optimizer] = []
         self.image_paths: list[str] = []
         self.metric = 0.0  # what the plateau LR policy watches; train.py sets it each epoch
-        # --amp: the dtype `autocast()` uses and, for fp16 training, the gradient scaler `backward`/`step` use
         # cuDNN autotuning pays off for one input size; it would search again for every new size (--preprocess
         # none or scale_width, e.g. test.py on whole images), and --seed asks for reproducible kernels
         fixed_size = "crop" in getattr(opt, "preprocess", "crop")

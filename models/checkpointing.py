@@ -1,9 +1,7 @@
 """What a model saves and restores: its network files, its full training state, and how its networks are wrapped.
 
-`BaseModel` takes these from `CheckpointMixin`. The engine and inference use only these methods and never a
-model's attributes: `training_state()` / `load_training_state()` carry the networks, optimizers, LR schedulers,
-gradient scalers, image pools and the plateau metric; `wrap_networks()` replaces each network (and every alias
-of it) by a wrapper.
+`BaseModel` takes these from `CheckpointMixin`; the engine and inference use only these methods, never a
+model's attributes.
 """
 
 from __future__ import annotations
@@ -25,9 +23,6 @@ from util.runtime import unwrap
 from .image_pool import ImagePool
 from .schedulers import build_scheduler
 from .weight_average import WeightAverage
-
-#: parts of `training_state()` that differ between torchrun processes (each process keeps its own)
-PER_PROCESS = ("pools",)
 
 
 class CheckpointMixin:
@@ -70,7 +65,7 @@ class CheckpointMixin:
 
     def training_state(self, *, shared: bool = True) -> dict[str, Any]:
         """Everything training needs to continue exactly, as tensors (on the CPU) and plain containers.
-        `shared=False` gives only the parts that differ between torchrun processes (`PER_PROCESS`)."""
+        `shared=False` gives only the parts that differ between torchrun processes (the image pools)."""
         state: dict[str, Any] = {"pools": {name: move_to(pool.state_dict(), "cpu")
                                            for name, pool in self._parts(ImagePool)}}
         if shared:

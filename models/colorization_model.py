@@ -1,9 +1,8 @@
 """Colorization: pix2pix from the lightness of a photo (L) to its colour (ab), in CIE L*a*b* space.
 
 Same networks, losses and update order as pix2pix (G: L -> ab, conditional D on (L, ab), GAN + lambda_L1 L1);
-only the data differ (`--dataset_mode colorization`: A = L / 50 - 1, B = ab / 110). For display the
-predicted and true colours are joined with the lightness and converted back to RGB, for the whole batch at
-once in torch (util/color.py), giving the visuals `real_A` (grayscale), `real_B_rgb` and `fake_B_rgb`.
+only the data differ (`--dataset_mode colorization`: A = L / 50 - 1, B = ab / 110). The visuals show the
+colours converted back to RGB.
 """
 
 from __future__ import annotations

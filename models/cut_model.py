@@ -1,27 +1,14 @@
 """CUT and FastCUT: one-sided unpaired translation with a patchwise contrastive loss.
 
 Park et al., "Contrastive Learning for Unpaired Image-to-Image Translation", ECCV 2020. One generator
-G: A -> B and one PatchGAN D judging domain B. Instead of a second generator and a cycle, G keeps the
-content by PatchNCE: features of G's encoder at `--nce_layers` for the output (queries) should match
-those of the input at the same position (positive) rather than at other positions (negatives); a small
-MLP head F projects the sampled patches first. Objective of G and F:
+G: A -> B and one PatchGAN D judging domain B. G keeps the content by PatchNCE (models/patchnce.py) on the
+features of its encoder at `--nce_layers`, sampled and projected by a small head F. Objective of G and F:
 
     lambda_GAN * GAN(D(G(A)))  +  lambda_NCE * PatchNCE(A, G(A))                     (FastCUT)
     lambda_GAN * GAN(D(G(A)))  +  lambda_NCE * (PatchNCE(A, G(A)) + PatchNCE(B, G(B))) / 2   (CUT)
 
-The second term of CUT is the identity NCE (`--nce_idt`): G should leave a B image unchanged.
-`--CUT_mode` presets (option defaults; what you type yourself wins):
-    CUT:     nce_idt True,  lambda_NCE 1,  flip_equivariance False, n_epochs 200, n_epochs_decay 200
-    FastCUT: nce_idt False, lambda_NCE 10, flip_equivariance True,  n_epochs 150, n_epochs_decay 50
-With `--flip_equivariance`, half the iterations flip the input horizontally and flip the output's
-features back before PatchNCE, which asks G to commute with flips.
-
-F's MLPs take their widths from G's features, so they exist only after a first forward pass:
-`data_dependent_initialize(first_batch)` (called by train.py) creates them and F's optimizer. F is never wrapped
-(DataParallel, compile); G's encoder passes for PatchNCE run through `self.encoder`, placed as G is.
-The option names and defaults are CUT's (taesungp/contrastive-unpaired-translation); `--netG resnet_9blocks`
-and `--netD basic` are anti-aliased unless `--no_antialias` / `--no_antialias_up`, so CUT's
-`latest_net_G.pth` files load as they are.
+`--CUT_mode` sets the defaults in `MODE_PRESETS`. The option names and defaults are CUT's; how i2i differs
+from taesungp/contrastive-unpaired-translation (anti-aliased networks, F's creation): docs/differences.md.
 """
 
 from __future__ import annotations
@@ -131,7 +118,13 @@ class CUTModel(BaseModel):
         self.loss_names = ["G_GAN", "D_real", "D_fake", "G", "NCE"] + (["NCE_Y"] if self.nce_idt else [])
         self.visual_names = ["real_A", "fake_B", "real_B"] + (["idt_B"] if self.nce_idt else [])
         self.model_names = ["G", "F", "D"] if self.isTrain else ["G"]
-        self.nce_layers = self._parse_layers(opt.nce_layers)
+        try:
+            self.nce_layers = [int(x) for x in opt.nce_layers.split(",") if x.strip()]
+        except ValueError:
+            self.nce_layers = []
+        if not self.nce_layers:
+            raise I2IError(f"--nce_layers '{opt.nce_layers}': expected comma-separated layer indices such as "
+                           "0,4,8,12,16.")
         self.netG = self.place(self._cut_generator())
         self.flipped_for_equivariance = False
         if not self.isTrain:
@@ -139,10 +132,8 @@ class CUTModel(BaseModel):
         if self.nce_idt and opt.input_nc != opt.output_nc:
             raise I2IError(f"--nce_idt needs --input_nc == --output_nc (got {opt.input_nc} and {opt.output_nc}); "
                            "pass --nce_idt False or --CUT_mode FastCUT.")
-        # F stays a plain module (never DataParallel or compiled): its MLPs are created in data_dependent_initialize,
-        # and a wrapper's per-call copies would create them on a copy and sample other patches on every GPU.
+        # F stays a plain module, never wrapped (why: docs/differences.md); G's encoder is placed as G is.
         self.netF = PATCH_SAMPLERS.get(opt.netF)(opt.netF_nc, opt.init_type, opt.init_gain).to(self.device)
-        # G's encoder for PatchNCE, as a module over G's own layers: compiled / spread over GPUs as G is.
         self.encoder = runtime.prepare_network(EncoderTaps(self.netG, self.nce_layers), self.device,
                                                compile=opt.compile, device_ids=self.gpu_ids)
         self.netD = self.place(self._cut_discriminator())
@@ -155,16 +146,6 @@ class CUTModel(BaseModel):
         self.optimizers = [self.optimizer_G, self.optimizer_D]
 
     # -- building -------------------------------------------------------------------------------------
-
-    @staticmethod
-    def _parse_layers(text: str) -> list[int]:
-        try:
-            layers = [int(x) for x in text.split(",") if x.strip()]
-        except ValueError:
-            layers = []
-        if not layers:
-            raise I2IError(f"--nce_layers '{text}': expected comma-separated layer indices such as 0,4,8,12,16.")
-        return layers
 
     def _cut_generator(self) -> nn.Module:
         """--netG resnet_* is built anti-aliased as CUT does (unless --no_antialias[_up]); other names as usual."""

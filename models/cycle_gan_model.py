@@ -6,8 +6,6 @@ G_A: A -> B, G_B: B -> A; D_A judges domain B, D_B judges domain A. Generator ob
     GAN(D_A(G_A(A))) + GAN(D_B(G_B(B)))
     + lambda_A * |G_B(G_A(A)) - A| + lambda_B * |G_A(G_B(B)) - B|                    (cycle)
     + lambda_identity * (lambda_B * |G_A(B) - B| + lambda_A * |G_B(A) - A|)           (identity)
-
-Each iteration updates the generators first, then the discriminators on fakes drawn from a history pool.
 """
 
 from __future__ import annotations

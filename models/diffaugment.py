@@ -4,7 +4,6 @@ Data-Efficient GAN Training", 2020), for `--diff_augment color,translation,cutou
 With few training images a discriminator memorises them and its gradients stop teaching the generator. The
 same random, differentiable transforms are applied to every image D sees, real or generated, in D's step and in
 the generators' step, so D learns from more varied images while G's gradients pass through the transforms.
-Each image of a batch gets its own random parameters.
 """
 
 from __future__ import annotations

@@ -6,15 +6,12 @@ G_AB: A -> B, G_BA: B -> A; D_B judges domain B, D_A judges domain A. Generator 
     GAN(D_B(G_AB(A))) + GAN(D_A(G_BA(B)))
     + lambda_rec * ( ||G_BA(G_AB(A)) - A||^2 + ||G_AB(G_BA(B)) - B||^2 )      (reconstruction, mean squared)
 
-Differences from CycleGAN, as in the paper: squared (not absolute) reconstruction error, the vanilla
-cross-entropy GAN loss, no history pool and no identity term, batch norm. Each iteration updates the
-discriminators first, then the generators.
+Unlike CycleGAN, as in the paper: squared reconstruction error, the vanilla GAN loss, no history pool, no
+identity term, batch norm, and the discriminators updated first.
 
-Default networks (all can be changed with --netG/--netD/--norm): `unet_upsample`, an encoder-decoder of
-stride-2 convolutions whose decoder upsamples by nearest neighbour + convolution, and `global`, a
-discriminator that gives one score per image like the paper's. The paper's generator has no skip
-connections; `unet_upsample` adds them (they keep the shape and position of the input, which is what the
-demo translations need); pass --netG resnet_6blocks for a skip-free alternative with residual blocks.
+Default networks (change them with --netG/--netD/--norm): `unet_upsample`, whose skip connections keep the
+shape and position of the input (the paper's generator has none; --netG resnet_6blocks is a skip-free
+alternative), and `global`, a discriminator that gives one score per image like the paper's.
 """
 
 from __future__ import annotations
@@ -38,7 +35,6 @@ class DiscoGANModel(BaseModel):
 
     demo_options = dict(name="demo_discogan", ngf=16, ndf=16, load_size=72, crop_size=64,
                         n_epochs=10, n_epochs_decay=10, display_freq=96, print_freq=48, save_epoch_freq=10)
-    contract_options: list[str] = []
 
     @classmethod
     def modify_commandline_options(cls, parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:

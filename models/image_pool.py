@@ -1,8 +1,7 @@
 """A history of generated images for the discriminator (Shrivastava et al. 2017, used by CycleGAN).
 
 Showing D a mix of current and older fakes keeps it from over-fitting to G's latest output. The pool
-lives on the images' device and draws from torch's RNG, so `torch.manual_seed` makes it reproducible,
-and `state_dict()` / `load_state_dict()` let a resumed run continue with the same history.
+draws from torch's RNG, so `torch.manual_seed` makes it reproducible.
 """
 
 from __future__ import annotations
@@ -17,12 +16,8 @@ logger = logging.getLogger(__name__)
 
 
 class ImagePool:
-    """Stores up to `pool_size` past images; `query` returns a batch mixing new and stored ones.
-
-    Per image of the batch: while the pool is not full, store it and return it; once full, with
-    probability 1/2 return a random stored image and put the new one in its place, otherwise return the
-    new image. `pool_size == 0` disables the pool (`query` returns its input unchanged).
-    """
+    """Stores up to `pool_size` past images; `query` returns a batch mixing new and stored ones (once the pool
+    is full, each image is swapped for a random stored one with probability 1/2); `pool_size == 0` disables it."""
 
     def __init__(self, pool_size: int) -> None:
         if pool_size < 0:

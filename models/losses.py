@@ -1,15 +1,8 @@
 """Adversarial objectives (`--gan_mode`) and the WGAN-GP gradient penalty.
 
-    criterion = GANLoss("lsgan").to(device)
-    loss_D = 0.5 * (criterion(netD(real), True) + criterion(netD(fake.detach()), False))
-    if criterion.uses_gradient_penalty:
-        loss_D = loss_D + gradient_penalty(netD, real, fake)
-
 Every mode expects raw discriminator outputs (no sigmoid in D) of any shape, e.g. a PatchGAN map; the
 loss is the mean over all elements. A plugin adds a mode by registering a `GANCriterion` subclass in
 `GAN_LOSSES`; `--gan_mode` reads its choices from there.
-
-`GANLoss.uses_gradient_penalty` tells the model to add `gradient_penalty` to D's loss (`--gan_mode wgangp`).
 """
 
 from __future__ import annotations
@@ -160,28 +153,25 @@ def gradient_penalty(
     inputs = inputs.clone().requires_grad_(True)
     outputs = netD(inputs)
     outputs = list(outputs) if isinstance(outputs, Sequence) else [outputs]  # multi-scale Ds return a list
-    grads = _input_gradient(outputs, inputs, scaler)
-    norms = torch.sqrt(grads.float().flatten(1).pow(2).sum(dim=1) + eps)
-    penalty = ((norms - constant) ** 2).mean() * lambda_gp
-    if scaler is not None and scaler.is_enabled():
-        penalty = _SkipStepIfNotFinite.apply(penalty)
-    return penalty
-
-
-def _input_gradient(outputs: list[Tensor], inputs: Tensor, scaler: torch.amp.GradScaler | None) -> Tensor:
-    """d(sum of every output element)/d(inputs), with the graph kept; scaled and unscaled with an fp16 scaler."""
+    scaled = scaler is not None and scaler.is_enabled()
     with torch.autocast(inputs.device.type, enabled=False):  # a backward pass: the forward's dtypes, as recorded
-        if scaler is None or not scaler.is_enabled():
+        if not scaled:
             (grads,) = torch.autograd.grad(outputs, inputs, [torch.ones_like(out) for out in outputs],
                                            create_graph=True)
-            return grads
-        # Seed with scale / count (the scale itself, 2^16 and up, is beyond fp16's range as an output gradient),
-        # then multiply by count / scale: the gradient of the plain sum, computed where fp16 keeps its digits.
-        count = sum(out.numel() for out in outputs)
-        scale = scaler.scale(torch.ones((), device=inputs.device))  # a tensor: no host sync
-        seeded = sum(out.float().sum() for out in outputs) * (scale / count)
-        (grads,) = torch.autograd.grad(seeded, inputs, create_graph=True)
-        return grads.float() * (count / scale)
+        else:
+            # Seed with scale / count (the scale itself, 2^16 and up, is beyond fp16's range as an output
+            # gradient), then multiply by count / scale: the gradient of the plain sum of every output element,
+            # computed where fp16 keeps its digits.
+            count = sum(out.numel() for out in outputs)
+            scale = scaler.scale(torch.ones((), device=inputs.device))  # a tensor: no host sync
+            seeded = sum(out.float().sum() for out in outputs) * (scale / count)
+            (grads,) = torch.autograd.grad(seeded, inputs, create_graph=True)
+            grads = grads.float() * (count / scale)
+    norms = torch.sqrt(grads.float().flatten(1).pow(2).sum(dim=1) + eps)
+    penalty = ((norms - constant) ** 2).mean() * lambda_gp
+    if scaled:
+        penalty = _SkipStepIfNotFinite.apply(penalty)
+    return penalty
 
 
 class _SkipStepIfNotFinite(torch.autograd.Function):

@@ -2,11 +2,8 @@
 
 A reference-style model does `from . import networks` and calls the functions below with the reference's
 signatures; each one forwards to i2i's own code (`networks/`, `models/losses.py`, `models/schedulers.py`).
-New code should call those directly (`networks.build_generator`, `BaseModel.place`, ...).
-
-Kept names (see docs/plugins.md): define_G, define_D, init_net, init_weights, get_norm_layer,
-get_scheduler, GANLoss, cal_gradient_penalty, Identity, ResnetGenerator, ResnetBlock, UnetGenerator,
-UnetSkipConnectionBlock, NLayerDiscriminator, PixelDiscriminator.
+New code should call those directly (`networks.build_generator`, `BaseModel.place`, ...). The kept names
+and how they differ from the reference's: docs/plugins.md.
 """
 
 from __future__ import annotations
@@ -16,19 +13,17 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LRScheduler
 
 from networks import build_discriminator, build_generator
 from networks import get_norm_layer as _get_norm_layer
-from networks import init_weights as _init_weights
+from networks import init_weights
 from networks.patchgan import NLayerDiscriminator, PixelDiscriminator
 from networks.resnet import ResnetBlock, ResnetGenerator
 from networks.unet import UnetGenerator, UnetSkipConnectionBlock
 from util import runtime
 
 from .losses import GANLoss, gradient_penalty
-from .schedulers import build_scheduler
+from .schedulers import build_scheduler as get_scheduler
 
 Identity = nn.Identity
 
@@ -56,11 +51,6 @@ def get_norm_layer(norm_type: str = "instance"):
     return _get_norm_layer(norm_type)
 
 
-def init_weights(net: nn.Module, init_type: str = "normal", init_gain: float = 0.02) -> nn.Module:
-    """Initialise conv/linear/BatchNorm weights in place (returns `net`; the reference returned None)."""
-    return _init_weights(net, init_type, init_gain)
-
-
 def _place(net: nn.Module, gpu_ids: Sequence[int]) -> nn.Module:
     """On `cuda:<first id>`, wrapped in DataParallel only for several ids (as `BaseModel.place`)."""
     gpu_ids = list(gpu_ids or [])
@@ -74,7 +64,7 @@ def init_net(
     net: nn.Module, init_type: str = "normal", init_gain: float = 0.02, gpu_ids: Sequence[int] = ()
 ) -> nn.Module:
     """Initialise `net`'s weights and move it to the first of `gpu_ids` (CPU when empty)."""
-    return _place(_init_weights(net, init_type, init_gain), gpu_ids)
+    return _place(init_weights(net, init_type, init_gain), gpu_ids)
 
 
 def define_G(
@@ -110,11 +100,6 @@ def define_D(
     return _place(net, gpu_ids)
 
 
-def get_scheduler(optimizer: Optimizer, opt: Any) -> LRScheduler:
-    """The `--lr_policy` scheduler, stepped at the end of each epoch by `BaseModel.update_learning_rate`."""
-    return build_scheduler(optimizer, opt)
-
-
 def cal_gradient_penalty(
     netD: nn.Module,
     real_data: torch.Tensor,
@@ -124,8 +109,8 @@ def cal_gradient_penalty(
     constant: float = 1.0,
     lambda_gp: float = 10.0,
 ) -> tuple[torch.Tensor | float, None]:
-    """(penalty, None): the WGAN-GP penalty as `models.losses.gradient_penalty` computes it. The reference also
-    returned the gradients; i2i returns None in their place. `device` is unused (the inputs' device is used)."""
+    """(penalty, None): `models.losses.gradient_penalty` under the reference's signature (docs/plugins.md);
+    `device` is unused (the inputs' device is used)."""
     if lambda_gp <= 0.0:
         return 0.0, None
     return gradient_penalty(netD, real_data, fake_data, kind=type, constant=constant, lambda_gp=lambda_gp), None

@@ -9,7 +9,6 @@ and k- (input features at the other sampled positions of the same image, the neg
 computed as a cross-entropy whose class 0 is the positive. The keys are detached (no gradient through the
 input's side), and the query's similarity with its own key also appears in the negatives' matrix, on the
 diagonal; it is masked with -10 (before the division by tau) so it does not count as a negative.
-`all_negatives_from_minibatch` takes the negatives from every image of the batch instead of the same one.
 """
 
 from __future__ import annotations

@@ -1,26 +1,10 @@
 """Learning-rate policies (`--lr_policy`) with one contract: step once at the END of every epoch.
 
-    scheduler = build_scheduler(optimizer, opt)
-    for epoch in range(opt.epoch_count, opt.n_epochs + opt.n_epochs_decay + 1):
-        ...train one epoch at current_lr(optimizer), stepping the optimizer...
-        step_scheduler(scheduler, metric=mean_generator_loss)   # the metric only matters for plateau
-
-So epoch E (1-based) trains at `lr * factor(E)`, including the first epoch of a resumed run
-(`--epoch_count k` trains epoch k at factor(k), exactly as an uninterrupted run would). With
-N = n_epochs + n_epochs_decay:
-
-- linear:  factor 1 for E <= n_epochs, then 1 - (E - n_epochs) / (n_epochs_decay + 1); the last epoch
-           trains at lr / (n_epochs_decay + 1), never at 0.
-- step:    x0.1 every `lr_decay_iters` epochs; despite its name the option counts epochs.
-- cosine:  half a cosine over all N epochs, 0.5 * (1 + cos(pi * (E - 1) / N)): full LR at epoch 1, small
-           but > 0 at epoch N, never climbing back.
-- plateau: ReduceLROnPlateau(mode="min", factor=0.2, threshold=0.01, patience=5) on a metric the caller
-           passes each epoch: the `--eval_freq` score, or else the epoch's mean generator loss.
-
-How these differ from the reference's schedules: docs/differences.md.
-
-The epoch-factor policies are LambdaLR with small picklable callables, so `scheduler.state_dict()`
-round-trips. A plugin adds a policy by registering a `build(optimizer, opt) -> LRScheduler` function.
+So epoch E (1-based) trains at `lr * factor(E)`, including the first epoch of a resumed run (`--epoch_count k`
+trains epoch k at factor(k), as an uninterrupted run would). Each policy's docstring says its schedule; how
+they differ from the reference's: docs/differences.md. The epoch-factor policies are LambdaLR with small
+picklable callables, so `scheduler.state_dict()` round-trips. A plugin adds a policy by registering a
+`build(optimizer, opt) -> LRScheduler` function.
 """
 
 from __future__ import annotations
@@ -130,11 +114,8 @@ def plateau_policy(optimizer: Optimizer, opt: Any) -> LRScheduler:
 
 
 def build_scheduler(optimizer: Optimizer, opt: Any) -> LRScheduler:
-    """The scheduler for `opt.lr_policy`, positioned so the next epoch (`opt.epoch_count`) trains at its LR.
-
-    Reads opt.lr_policy, opt.n_epochs, opt.n_epochs_decay, opt.epoch_count and opt.lr_decay_iters.
-    Step it once at the end of every epoch with `step_scheduler`.
-    """
+    """The scheduler for `opt.lr_policy`, positioned so the next epoch (`opt.epoch_count`) trains at its LR;
+    step it once at the end of every epoch with `step_scheduler`."""
     return LR_POLICIES.get(opt.lr_policy)(optimizer, opt)
 
 

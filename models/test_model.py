@@ -1,8 +1,4 @@
-"""One-direction inference with a single generator (the reference's `--model test`).
-
-Loads `<epoch>_net_G<model_suffix>.pth`: `latest_net_G.pth` as the download scripts name it, or,
-with `--model_suffix _A`, the G_A of a CycleGAN run.
-"""
+"""One-direction inference with one generator, `<epoch>_net_G<model_suffix>.pth` (the reference's `--model test`)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,9 @@
 """An exponential moving average of a model's generator weights (`--ema_decay`), used for testing and export.
 
-After each optimizer step of the generators, every floating-point weight w of an averaged network moves its
-average a towards it: a <- a + (1 - d) (w - a), with d = min(decay, (1 + n) / (10 + n)) after n updates, so the
-average follows the weights closely at first and smooths over about 1 / (1 - decay) steps later. Buffers (norm
-statistics) are copied. Generators trained this way are saved with their averaged weights (what test.py,
-translate.py and export.py load); the training state keeps both.
+After each optimizer step of the generators, every floating-point weight w moves its average a towards it,
+a <- a + (1 - min(decay, (1 + n) / (10 + n))) (w - a) after n updates (buffers are copied). Generators trained
+this way are saved with their averaged weights (what test.py, translate.py and export.py load); the training
+state keeps both.
 """
 
 from __future__ import annotations

@@ -1,29 +1,8 @@
 """Networks: generators, discriminators, norm layers and weight initialisation, chosen by name.
 
 Every network here is a plain `nn.Module` built from plain arguments; it knows nothing of options,
-files, devices or training. The registries below map the names users type (`--netG`, `--netD`,
-`--norm`, `--init_type`) to builders, and the option parser reads its choices from them.
-
-    from networks import build_generator, build_discriminator
-    netG = build_generator("resnet_9blocks", 3, 3, 64, norm="instance")
-    netD = build_discriminator("basic", 3, 64, norm="instance")
-
-How to add a network
---------------------
-Write one file (in `networks/`, or anywhere a plugin module can import) with an `nn.Module` and a
-builder function registered under the name users will type:
-
-    from networks import GENERATORS
-
-    @GENERATORS.register("my_gen")
-    def my_gen(input_nc, output_nc, ngf=64, *, norm_layer, use_dropout=False):
-        '''One line shown in --help.'''
-        return MyGenerator(input_nc, output_nc, ngf, norm_layer=norm_layer, use_dropout=use_dropout)
-
-Discriminator builders take `(input_nc, ndf=64, *, n_layers, norm_layer)` and register in
-`DISCRIMINATORS`. `norm_layer(num_features)` returns a norm module; use `conv_bias_for(norm_layer)`
-to follow the reference's conv-bias rule. A built-in family is imported explicitly at the bottom of
-this file; a plugin just has to be imported (see `--plugin`). Keep attribute names and layer order
+files, devices or training. The registries map the names users type (`--netG`, `--netD`, `--norm`,
+`--init_type`) to builders; how to add one: docs/plugins.md. Keep attribute names and layer order
 stable once checkpoints exist: they are the state_dict keys.
 """
 

@@ -27,9 +27,7 @@ def binomial_filter(size: int, channels: int, scale: float = 1.0) -> torch.Tenso
 
 class Downsample(nn.Module):
     """Blur, then keep every `stride`-th pixel: H x W -> ceil(H/stride) x ceil(W/stride) for the default 3x3 filter.
-
-    Reflection padding keeps the borders from darkening; the filter is a non-learned buffer `filt`.
-    """
+    Reflection padding keeps the borders from darkening."""
 
     def __init__(self, channels: int, filt_size: int = 3, stride: int = 2) -> None:
         super().__init__()

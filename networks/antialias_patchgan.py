@@ -1,8 +1,7 @@
 """The PatchGAN discriminator as CUT builds it: every stride-2 convolution becomes stride 1 plus a blur `Downsample`.
 
-Keys for n_layers=3 (CUT's checkpoints): `model.0` conv, `model.2.filt`, `model.3` conv, `model.6.filt`,
-`model.7` conv, `model.10.filt`, `model.11` conv, `model.14` final conv; norms at 4, 8, 12. Same parameters
-as the reference's PatchGAN, slightly different receptive field, output side about the same.
+The module tree reproduces CUT's state_dict keys (`model.2.filt`, ...). Same parameters as the reference's
+PatchGAN, slightly different receptive field, output side about the same.
 """
 
 from __future__ import annotations

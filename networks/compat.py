@@ -23,13 +23,6 @@ StateDict = Mapping[str, torch.Tensor]
 _STAT_KEYS = ("running_mean", "running_var", "num_batches_tracked")
 
 
-def _submodule(net: nn.Module, path: str) -> nn.Module | None:
-    try:
-        return net.get_submodule(path)
-    except AttributeError:
-        return None
-
-
 def _unwrap_data_parallel(net: nn.Module, state_dict: StateDict) -> StateDict:
     prefix = "module."
     if state_dict and all(k.startswith(prefix) for k in state_dict):
@@ -51,7 +44,10 @@ def strip_legacy_norm_keys(net: nn.Module, state_dict: StateDict) -> OrderedDict
     for key, value in _unwrap_data_parallel(net, state_dict).items():
         path, _, leaf = key.rpartition(".")
         if leaf in _STAT_KEYS:
-            module = _submodule(net, path)
+            try:
+                module = net.get_submodule(path)
+            except AttributeError:
+                module = None
             if isinstance(module, _InstanceNorm) and getattr(module, leaf, None) is None:
                 continue
         cleaned[key] = value
@@ -191,10 +187,8 @@ def describe_mismatch(net: nn.Module, state_dict: StateDict, *, net_name: str) -
 
 
 def load_state_dict_compat(net: nn.Module, state_dict: StateDict, *, net_name: str, source: str) -> None:
-    """Load `state_dict` (read from `source`) into `net` strictly, after `strip_legacy_norm_keys`.
-
-    Raises I2IError naming `source` and the options to change when the weights do not fit.
-    """
+    """Load `state_dict` (read from `source`) into `net` strictly, after `strip_legacy_norm_keys`; an I2IError
+    naming `source` and the options to change when the weights do not fit."""
     if not isinstance(state_dict, Mapping) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         found = f"keys {list(state_dict)[:5]}" if isinstance(state_dict, Mapping) else type(state_dict).__name__
         raise I2IError(f"{source}: expected a state_dict (a mapping of names to tensors) for net {net_name}, "

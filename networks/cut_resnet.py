@@ -2,15 +2,9 @@
 
 Each stride-2 convolution of the reference's ResNet becomes a stride-1 convolution followed by a blur
 `Downsample`; each transposed convolution becomes an `Upsample` followed by a 3x3 convolution. The module
-tree reproduces CUT's state_dict keys (9 blocks, no dropout):
-
-    model.1  7x7 conv in->ngf        model.4  conv ngf->2ngf     model.7.filt  blur [2ngf,1,3,3]
-    model.8  conv 2ngf->4ngf         model.11.filt               model.12 ... model.20  residual blocks
-    model.21.filt [4ngf,1,4,4]       model.22 conv 4ngf->2ngf    model.25.filt   model.26 conv 2ngf->ngf
-    model.30 final 7x7 conv
-
-With both `antialias=False` and `antialias_up=False` the layout is exactly the reference's ResnetGenerator,
-so one class serves CUT's `--no_antialias --no_antialias_up` too. Same parameter count either way.
+tree reproduces CUT's state_dict keys (`model.7.filt`, ...). With both `antialias=False` and
+`antialias_up=False` the layout is exactly the reference's ResnetGenerator (CUT's `--no_antialias
+--no_antialias_up`). Same parameter count either way.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """A discriminator that gives one real/fake score per image (DCGAN / DiscoGAN style), at any input size.
 
-Stride-2 4x4 convolutions (LeakyReLU 0.2, norm after all but the first) halve the image `n_layers + 1`
-times, widening ndf -> 8ndf (capped); global average pooling then removes the spatial axes and a 1x1
-convolution gives the logit. The output is N x 1 x 1 x 1: a one-cell "patch map", so every GAN loss and
-the gradient penalty take it as they take a PatchGAN map.
+The output is N x 1 x 1 x 1: a one-cell "patch map", so every GAN loss and the gradient penalty take it as
+they take a PatchGAN map.
 """
 
 from __future__ import annotations
@@ -16,7 +14,7 @@ from .norm import NormLayer, conv_bias_for
 
 
 class GlobalDiscriminator(nn.Module):
-    """Strided convolutions, global average pool, 1x1 conv: one logit per image."""
+    """Stride-2 4x4 convs widening ndf -> 8ndf (capped), global average pool, 1x1 conv: one logit per image."""
 
     def __init__(self, input_nc: int, ndf: int = 64, n_layers: int = 3, *, norm_layer: NormLayer) -> None:
         super().__init__()

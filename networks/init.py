@@ -6,14 +6,11 @@ it to a whole network, zeroes those layers' biases, and sets BatchNorm scales to
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn as nn
 
 from . import INIT_TYPES
 
-WeightInit = Callable[[torch.Tensor, float], None]
 
 @INIT_TYPES.register("normal")
 def normal(weight: torch.Tensor, gain: float) -> None:
@@ -39,19 +36,14 @@ def orthogonal(weight: torch.Tensor, gain: float) -> None:
     nn.init.orthogonal_(weight, gain=gain)
 
 
-def _is_weighted_layer(module: nn.Module) -> bool:
-    # Matched by class name like the reference, so custom Conv*/Linear* classes are initialised too.
-    name = type(module).__name__
-    return ("Conv" in name or "Linear" in name) and getattr(module, "weight", None) is not None
-
-
 @torch.no_grad()
 def init_weights(net: nn.Module, init_type: str = "normal", init_gain: float = 0.02) -> nn.Module:
     """Re-initialise every conv/linear/BatchNorm2d layer of `net` in place and return `net`."""
     fill = INIT_TYPES.get(init_type)
 
     def init_module(module: nn.Module) -> None:
-        if _is_weighted_layer(module):
+        name = type(module).__name__  # by class name, so custom Conv*/Linear* classes are initialised too
+        if ("Conv" in name or "Linear" in name) and getattr(module, "weight", None) is not None:
             fill(module.weight, init_gain)
             if getattr(module, "bias", None) is not None:
                 nn.init.zeros_(module.bias)

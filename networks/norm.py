@@ -1,8 +1,7 @@
 """Normalisation layers selected by `--norm`, and the conv-bias rule that goes with them.
 
-A norm entry is a factory `num_features -> nn.Module`. The reference gives convolutions a bias only
-when the norm is InstanceNorm (which has no affine parameters of its own); BatchNorm and, as a quirk
-kept for checkpoint compatibility, `none` give bias-free convolutions.
+A norm entry is a factory `num_features -> nn.Module`. `conv_bias_for` keeps the reference's rule, quirk
+included for checkpoint compatibility: `none`, like BatchNorm, gives bias-free convolutions.
 """
 
 from __future__ import annotations

@@ -1,19 +1,12 @@
 """CUT's feature side: a generator's intermediate features, and the head `F` that samples and projects patches.
 
     feats = encoder_features(netG, images, [0, 4, 8, 12, 16])        # one map per listed layer of netG.model
-    taps = EncoderTaps(netG, [0, 4, 8, 12, 16])                        # the same as a module (compiled, DataParallel)
     keys, ids = netF(feats, num_patches=256)                           # random positions, same for the batch
     queries, _ = netF(encoder_features(netG, fakes, layers), 256, ids)  # the same positions in the other image
 
-`--netF` picks the head (registry `PATCH_SAMPLERS`):
-- `mlp_sample`: per layer a 2-layer MLP (Linear C->nc, ReLU, Linear nc->nc) on the sampled feature vectors,
-  then L2 normalisation (CUT's default). The MLPs are created on the first forward, when the channel
-  counts are known, so F has no parameters until then; `load_state_dict` creates them from a checkpoint.
-  F is never wrapped in DataParallel or compiled: a wrapper's per-call copies would create the MLPs on a copy
-  (and draw different patch ids per GPU); it is a small MLP on the sampled patches anyway.
-- `sample`: the sampled feature vectors themselves, L2-normalised (no parameters).
-- `reshape`: each map average-pooled to 4x4 and all 16 cells used as the patches (no parameters).
-State_dict keys of `mlp_sample` are CUT's: `mlp_{i}.0.weight`, `mlp_{i}.0.bias`, `mlp_{i}.2.weight`, `mlp_{i}.2.bias`.
+`--netF` picks the head (registry `PATCH_SAMPLERS`; each builder's docstring says what it does). The MLPs of
+`mlp_sample` are created on the first forward, when the channel counts are known; their state_dict keys are
+CUT's (`mlp_{i}.0.weight`, `mlp_{i}.2.bias`, ...). Why F is never wrapped: docs/differences.md.
 """
 
 from __future__ import annotations
@@ -73,10 +66,6 @@ class EncoderTaps(nn.Module):
         return feats
 
 
-def l2_normalize(x: torch.Tensor, dim: int = 1, eps: float = 1e-7) -> torch.Tensor:
-    return x / (x.norm(p=2, dim=dim, keepdim=True) + eps)
-
-
 class PatchSampleF(nn.Module):
     """Sample `num_patches` positions of every feature map, optionally project them with a per-layer MLP.
 
@@ -124,7 +113,7 @@ class PatchSampleF(nn.Module):
                 sample = flat
             if self.use_mlp:
                 sample = getattr(self, f"mlp_{i}")(sample)
-            sample = l2_normalize(sample, dim=-1)
+            sample = sample / (sample.norm(p=2, dim=-1, keepdim=True) + 1e-7)  # L2-normalised
             if index.numel() == 0:  # every position kept: back to B x C' x H x W
                 sample = sample.transpose(1, 2).reshape(batch, sample.shape[-1], height, width)
             samples.append(sample)

@@ -1,8 +1,5 @@
-"""PatchGAN discriminators: they score overlapping patches instead of the whole image.
-
-`basic` (NLayerDiscriminator, n_layers=3) judges 70x70 patches; `n_layers` lets `--n_layers_D` change
-the depth; `pixel` (PixelDiscriminator) judges every pixel on its own with 1x1 convolutions.
-Attribute names (`model`, `net`) and layer indices match the reference's checkpoints.
+"""PatchGAN discriminators (`--netD basic`, `n_layers`, `pixel`): they score overlapping patches, not the whole
+image. Attribute names (`model`, `net`) and layer indices match the reference's checkpoints.
 """
 
 from __future__ import annotations

@@ -4,11 +4,10 @@ The generator's own output y (in (-1, 1), after its tanh) is added to the input 
 
     out = tanh(atanh(x) + atanh(y)) = (x + y) / (1 + x * y)
 
-so out = x where y = 0, the result stays in (-1, 1), and the gradient is smooth everywhere. The last
-convolution starts at zero, so a new generator is exactly the identity and learns the translation as a
-departure from it: a colour or tone change needs no re-learning of the image's content. The wrapping is a
-forward hook: the state_dict keys stay those of the plain network (`--residual_output` is an architecture
-option, saved in train_opt.json so test.py and translate.py rebuild it).
+so out = x where y = 0 and the result stays in (-1, 1). The last convolution starts at zero, so a new
+generator is exactly the identity and learns the translation as a departure from it. The wrapping is a
+forward hook: the state_dict keys stay those of the plain network (`--residual_output` is saved in
+train_opt.json so test.py and translate.py rebuild it).
 """
 
 from __future__ import annotations

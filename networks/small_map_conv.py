@@ -5,9 +5,8 @@ on every call. Where the feature map is tiny and the weights are large (a U-Net'
 channels at 1x1 to 16x16), that reorder costs more than the arithmetic (figures: docs/scaling.md). On large
 maps oneDNN wins, so the choice is made per call from the number of input positions.
 
-The modules are drop-in subclasses of `nn.Conv2d` / `nn.ConvTranspose2d`: same parameters, same state_dict keys,
-same mathematics (only the order of the sums differs, within float rounding). Anywhere the native path does not
-apply (GPU, other dtypes, autocast, channels_last, tracing/ONNX export, torch.compile) they are the plain modules.
+The modules are drop-in subclasses of `nn.Conv2d` / `nn.ConvTranspose2d` (same parameters, state_dict keys and
+mathematics, up to the order of the sums); wherever `use_native_path` says no, they are the plain modules.
 """
 
 from __future__ import annotations
@@ -23,17 +22,10 @@ from torch.autograd.function import once_differentiable
 SMALL_MAP_POSITIONS = 256
 
 
-def _autocast_on(device_type: str) -> bool:
-    try:
-        return torch.is_autocast_enabled(device_type)
-    except TypeError:  # torch < 2.4
-        return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
-
-
 def _capturing() -> bool:
     """Tracing, ONNX export or torch.compile: they need the standard operator, not a custom autograd Function."""
-    compiling = getattr(getattr(torch, "compiler", None), "is_compiling", lambda: False)()
-    return compiling or torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export()
+    return (torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting()
+            or torch.onnx.is_in_onnx_export())
 
 
 def use_native_path(x: torch.Tensor) -> bool:
@@ -46,7 +38,7 @@ def use_native_path(x: torch.Tensor) -> bool:
         and x.is_contiguous()
         and torch.backends.mkldnn.is_available()
         and torch.backends.mkldnn.enabled
-        and not _autocast_on("cpu")
+        and not torch.is_autocast_enabled("cpu")
         and not _capturing()
     )
 

@@ -2,11 +2,8 @@
 
 Transposed convolutions (the pix2pix U-Net's decoder) leave checkerboard artefacts where their kernels
 overlap unevenly (Odena et al., "Deconvolution and Checkerboard Artifacts", 2016); resize-then-convolve does
-not. The encoder is the pix2pix one (4x4 stride-2 convolutions, LeakyReLU 0.2); every decoder level
-upsamples x2, convolves, normalises and concatenates the encoder features of the same resolution.
-
-Widths: ngf, 2ngf, 4ngf, 8ngf, then 8ngf for every deeper level. With `num_downs` levels the image
-sides must be multiples of 2**num_downs (32 for the registered `unet_upsample`).
+not. The encoder is the pix2pix one; with `num_downs` levels the image sides must be multiples of
+2**num_downs (32 for the registered `unet_upsample`).
 """
 
 from __future__ import annotations

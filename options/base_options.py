@@ -1,4 +1,4 @@
-"""Options shared by training and testing (section 1.2 of the reference's behaviour)."""
+"""Options shared by training and testing: the reference's names and defaults."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""The command-line side of plugins: `--plugin`, `--no_plugin_autoload`, `--list`, and the registries they cover.
-
-`load_cli_plugins(argv)` runs before the parser is built (so plugin names become choices);
-`add_plugin_options(parser)` makes the flags real, documented options.
-"""
+"""The command-line side of plugins: `--plugin`, `--no_plugin_autoload`, `--list`, and the registries they cover."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Test options (section 1.4 of the reference's behaviour)."""
+"""Test options."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Training options (section 1.3 of the reference's behaviour)."""
+"""Training options."""
 
 from __future__ import annotations
 
