@@ -53,11 +53,9 @@ class ResnetGenerator(CheckpointableBlock):
     upsamplings, pad, 7x7 conv, tanh) as one. Only the segments' inputs stay stored between the forward and the
     backward pass: the image, each block's input at 1/4 resolution and the head's input; the full-resolution
     activations of the stem and the head (the largest tensors) are recomputed. One segment each for the stem and the
-    head, not two: a split stores a 64-channel full-resolution boundary per call for a smaller recompute peak. Bytes
-    the autograd graph keeps per call of resnet_9blocks at 256 px, fp32 (saved-tensor hooks): 386 MiB without the
-    flag, 161 MiB with only the blocks checkpointed, 41 MiB with these segments, 65 MiB with the stem and the head
-    split in two each. Neither segment opens with an in-place op (a pad; a convolution), so the
-    replay sees the input the first pass saw.
+    head, not two: a split would store a 64-channel full-resolution boundary per call (docs/scaling.md has the
+    bytes). Neither segment opens with an in-place op (a pad; a convolution), so the replay sees the input the
+    first pass saw.
     """
 
     n_downsampling = 2
