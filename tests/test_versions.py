@@ -52,7 +52,7 @@ APIS: list[tuple[str, str, str, str, Callable[[], bool]]] = [
      "torch.get_autocast_dtype(device_type)", _autocast_by_device_type),
     ("fused Adam on the CPU", "2.4", "util/runtime.py", "_get_fused_kernels_supported_devices", _fused_adam_on_the_cpu),
     ("torch.amp.GradScaler", "2.3", "util/precision.py", "torch.amp.GradScaler(", lambda: hasattr(torch.amp, "GradScaler")),
-    ("torch.compiler.is_compiling", "2.3", "networks/small_map_conv.py", '"is_compiling"',
+    ("torch.compiler.is_compiling", "2.3", "networks/small_map_conv.py", "torch.compiler.is_compiling()",
      lambda: callable(getattr(torch.compiler, "is_compiling", None))),
     ("torch.export.Dim", "2.2", "inference/export.py", "torch.export.Dim(", lambda: hasattr(torch.export, "Dim")),
     ("torch.distributed.DistError", "2.2", "util/collectives.py", "dist.DistError",
