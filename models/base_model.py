@@ -98,7 +98,7 @@ class BaseModel(CheckpointMixin, ABC):
         --checkpoint_activations), then wrap it in DataParallel over several --gpu_ids (as the reference) or compile
         it with --compile."""
         opt = self.opt
-        if self.isTrain and getattr(opt, "checkpoint_activations", False):
+        if self.isTrain and opt.checkpoint_activations:
             set_activation_checkpointing(net)  # a plain attribute per block: the state_dict keys stay the same
         return runtime.prepare_network(net.to(self.device), self.device, sync_bn=self.isTrain and opt.sync_bn,
                                        channels_last=opt.channels_last, compile=opt.compile, training=self.isTrain,

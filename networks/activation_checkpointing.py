@@ -1,8 +1,8 @@
 """Activation checkpointing (`--checkpoint_activations`): recompute activations in the backward pass instead of
 storing them, trading about one extra forward pass of the checkpointed parts for their activation memory.
 
-A network opts in per block: a module class with `supports_activation_checkpointing = True` runs its body
-through `checkpoint(...)` when `checkpointing(self)` says so. Which blocks do: the ResNet generators (their
+A network opts in per block: a `CheckpointableBlock` runs its body through `checkpoint(...)` (or
+`checkpoint_sequence(...)`) when `checkpointing(self)` says so. Which blocks do: the ResNet generators (their
 full-resolution stem and head as one segment each, networks/resnet.py), their residual blocks (one segment each)
 and every U-Net level's own layers (networks/unet.py). The switch is a plain
 attribute set by `set_activation_checkpointing`, never a parameter or buffer, so the state_dict keys (and the
@@ -30,13 +30,12 @@ class CheckpointableBlock(nn.Module):
     """Base of the blocks that can recompute their activations; off unless `set_activation_checkpointing` turns
     it on for the instance."""
 
-    supports_activation_checkpointing = True
     checkpoint_activations = False  # class default; an instance attribute when switched on (not in state_dict)
 
 
-def checkpointing(module: nn.Module) -> bool:
+def checkpointing(module: CheckpointableBlock) -> bool:
     """Whether `module` should checkpoint this call: switched on, in train mode, and autograd recording."""
-    return bool(getattr(module, "checkpoint_activations", False)) and module.training and torch.is_grad_enabled()
+    return module.checkpoint_activations and module.training and torch.is_grad_enabled()
 
 
 def checkpoint(function: Callable[..., torch.Tensor], *args: Any, modules: Iterable[nn.Module]) -> torch.Tensor:
@@ -61,9 +60,24 @@ def _buffers_kept(modules: list[nn.Module]) -> Iterator[None]:
                 buffer.copy_(value)
 
 
-def set_activation_checkpointing(net: nn.Module, enabled: bool = True) -> int:
-    """Switch activation checkpointing on (or off) in every block of `net` that supports it; returns how many."""
-    blocks = [m for m in net.modules() if getattr(type(m), "supports_activation_checkpointing", False)]
+def checkpoint_sequence(layers: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
+    """`layers` applied in order to `x` as one checkpointed segment. The segment must not open with an in-place op:
+    the replay would apply it to its own output."""
+    if not layers:
+        return x
+    assert not getattr(layers[0], "inplace", False), "an in-place op must not open a checkpointed segment"
+
+    def run(y: torch.Tensor) -> torch.Tensor:
+        for layer in layers:
+            y = layer(y)
+        return y
+
+    return checkpoint(run, x, modules=layers)
+
+
+def set_activation_checkpointing(net: nn.Module) -> int:
+    """Switch activation checkpointing on in every block of `net` that supports it; returns how many."""
+    blocks = [m for m in net.modules() if isinstance(m, CheckpointableBlock)]
     for block in blocks:
-        block.checkpoint_activations = enabled
+        block.checkpoint_activations = True
     return len(blocks)

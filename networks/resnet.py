@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 
 from . import GENERATORS
-from .activation_checkpointing import CheckpointableBlock, checkpoint, checkpointing
+from .activation_checkpointing import CheckpointableBlock, checkpoint, checkpoint_sequence, checkpointing
 from .antialias import Downsample, Upsample
 from .norm import NormLayer, conv_bias_for
 
@@ -117,24 +117,10 @@ class ResnetGenerator(CheckpointableBlock):
         layers = list(self.model)
         blocks = [i for i, m in enumerate(layers) if isinstance(m, ResnetBlock)]
         first, last = (blocks[0], blocks[-1] + 1) if blocks else (len(layers), len(layers))
-        x = _segment(layers[:first], x)
+        x = checkpoint_sequence(layers[:first], x)
         for block in layers[first:last]:
             x = block(x)
-        return _segment(layers[last:], x)
-
-
-def _segment(layers: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
-    """`layers` applied in order to `x`, checkpointed (their activations recomputed in the backward pass)."""
-    if not layers:
-        return x
-    assert not getattr(layers[0], "inplace", False), "an in-place op must not open a checkpointed segment"
-
-    def run(y: torch.Tensor) -> torch.Tensor:
-        for layer in layers:
-            y = layer(y)
-        return y
-
-    return checkpoint(run, x, modules=layers)
+        return checkpoint_sequence(layers[last:], x)
 
 
 @GENERATORS.register("resnet_9blocks")

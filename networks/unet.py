@@ -16,7 +16,7 @@ import torch.nn as nn
 from util.errors import I2IError
 
 from . import GENERATORS
-from .activation_checkpointing import CheckpointableBlock, checkpoint, checkpointing
+from .activation_checkpointing import CheckpointableBlock, checkpoint_sequence, checkpointing
 from .norm import NormLayer, conv_bias_for
 from .small_map_conv import SmallMapConv2d, SmallMapConvTranspose2d
 
@@ -82,11 +82,11 @@ class UnetSkipConnectionBlock(CheckpointableBlock):
         inner = next((i for i, m in enumerate(layers) if isinstance(m, UnetSkipConnectionBlock)), None)
         if inner is None:  # innermost: one segment
             x = _in_place_head(layers, x)
-            return torch.cat([x, _segment(layers, x)], 1)
+            return torch.cat([x, checkpoint_sequence(layers, x)], 1)
         down, submodule, up = layers[:inner], layers[inner], layers[inner + 1:]
         x = _in_place_head(down, x)
-        y = submodule(_segment(down, x))
-        y = _segment(up, _in_place_head(up, y))
+        y = submodule(checkpoint_sequence(down, x))
+        y = checkpoint_sequence(up, _in_place_head(up, y))
         return y if self.outermost else torch.cat([x, y], 1)
 
 
@@ -96,19 +96,6 @@ def _in_place_head(layers: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
     if layers and getattr(layers[0], "inplace", False):
         x = layers.pop(0)(x)
     return x
-
-
-def _segment(layers: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
-    """`layers` applied in order to `x`, checkpointed (their activations recomputed in the backward pass)."""
-    if not layers:
-        return x
-
-    def run(y: torch.Tensor) -> torch.Tensor:
-        for layer in layers:
-            y = layer(y)
-        return y
-
-    return checkpoint(run, x, modules=layers)
 
 
 class UnetGenerator(nn.Module):
