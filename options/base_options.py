@@ -85,8 +85,8 @@ class BaseOptions:
         add("--init_type", default="normal", choices=INIT_TYPES.names(), help="network initialization")
         add("--init_gain", type=number(float, above=0), default=0.02, help="scaling factor for normal, xavier and orthogonal")
         add("--no_dropout", action="store_true", help="no dropout for the generator")
-        add("--residual_output", action="store_true", help="the generator predicts a change to its input (added in "
-            "tanh space) and starts as the identity; saved with the run, so test.py rebuilds it")
+        add("--residual_output", action="store_true", help="the generator predicts a change to its input (added to "
+            "atanh(input) before its last tanh) and starts as the identity; saved with the run, so test.py rebuilds it")
         add("--preset", default="none", choices=["none", "recommended"],
             help="recommended: i2i's measured recipe for the model (README, Quality); options you type still win; "
             "none: the reference's behaviour")

@@ -46,6 +46,28 @@ def test_a_residual_generator_learns_and_stays_in_range():
     assert torch.isfinite(out).all() and out.abs().max() <= 1
 
 
+def test_the_change_is_added_before_the_last_tanh():
+    """out = tanh(atanh(x) + z): a constant z from the last convolution's bias shifts every pixel by z in atanh
+    space, so a near-white input reaches near-black with a moderate z (not a saturated tanh)."""
+    net = build_generator("resnet_6blocks", 3, 3, 8, norm="instance", residual=True)
+    last = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    assert not any(isinstance(m, torch.nn.Tanh) for m in net.modules())  # the generator's own tanh is taken out
+    with torch.no_grad():
+        last.bias.fill_(-3.5)
+    x = torch.full((1, 3, 16, 16), 0.96)
+    expected = torch.tanh(torch.atanh(torch.tensor(0.96)) - 3.5)
+    assert torch.allclose(net(x), expected.expand(1, 3, 16, 16), atol=1e-5)
+    assert expected < -0.89
+
+
+def test_residual_output_needs_a_generator_that_ends_in_a_tanh():
+    from networks.residual import make_residual
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 3, padding=1))
+    with pytest.raises(I2IError, match="ends in a tanh"):
+        make_residual(net)
+
+
 def test_residual_output_needs_equal_channels():
     with pytest.raises(I2IError, match="--residual_output .* --input_nc 1 and --output_nc 3"):
         build_generator("resnet_6blocks", 1, 3, 8, norm="instance", residual=True)
