@@ -28,8 +28,8 @@ from .losses import GANLoss, gradient_penalty
 class CycleGANModel(BaseModel):
     """CycleGAN: unpaired A <-> B with cycle-consistency (G_A, G_B, D_A, D_B)."""
 
-    recommended_options = dict(residual_output=True, ema_decay=0.999)
-    demo_options = dict(name="demo_cycle_gan", ngf=16, ndf=16, load_size=72, crop_size=64,
+    recommended_options = dict(residual_output=True, ema_decay=0.999, lambda_A=2.0, lambda_B=2.0, lambda_identity=0.0)
+    demo_options = dict(name="demo_cycle_gan", preset="recommended", ngf=16, ndf=16, load_size=72, crop_size=64,
                         n_epochs=10, n_epochs_decay=10, display_freq=96, print_freq=48, save_epoch_freq=10)
 
     @classmethod
@@ -40,6 +40,9 @@ class CycleGANModel(BaseModel):
             parser.add_argument("--lambda_B", type=number(float, at_least=0), default=10.0, help="weight for cycle loss (B -> A -> B)")
             parser.add_argument("--lambda_identity", type=number(float, at_least=0), default=0.5,
                                 help="weight of the identity loss, relative to lambda_A/lambda_B; 0 disables it")
+            parser.add_argument("--lambda_warmup", type=number(int, at_least=0), default=0,
+                                help="epochs over which the cycle and identity weights rise linearly to lambda_A/"
+                                     "lambda_B (epoch E of N trains at E/N of them); 0: full weights from the start")
         return parser
 
     def __init__(self, opt: argparse.Namespace) -> None:
@@ -96,21 +99,32 @@ class CycleGANModel(BaseModel):
     def per_image_norm(self) -> bool:
         return self.opt.norm in ("instance", "none")
 
+    def cycle_weight(self) -> float:
+        """The share of lambda_A/lambda_B this epoch trains at: E/N in epoch E of --lambda_warmup N, then 1. Why:
+        a generator at the identity (--residual_output) sits where the cycle and identity L1 losses have a kink,
+        and their pull back, lambda per unit, outweighs the adversarial push at the full weight of 10."""
+        warmup = self.opt.lambda_warmup
+        if not warmup or not getattr(self, "schedulers", None):
+            return 1.0
+        epoch = self.opt.epoch_count + self.schedulers[0].last_epoch  # restored on resume, so resume is exact
+        return min(1.0, epoch / warmup)
+
     def backward_G(self) -> None:
         opt = self.opt
+        lambda_A, lambda_B = opt.lambda_A * self.cycle_weight(), opt.lambda_B * self.cycle_weight()
         with self.autocast():
             if opt.lambda_identity > 0:
                 if not self.identity_done:
                     self.idt_A = self.netG_A(self.real_B)
                     self.idt_B = self.netG_B(self.real_A)
-                self.loss_idt_A = self.criterionIdt(self.idt_A, self.real_B) * opt.lambda_B * opt.lambda_identity
-                self.loss_idt_B = self.criterionIdt(self.idt_B, self.real_A) * opt.lambda_A * opt.lambda_identity
+                self.loss_idt_A = self.criterionIdt(self.idt_A, self.real_B) * lambda_B * opt.lambda_identity
+                self.loss_idt_B = self.criterionIdt(self.idt_B, self.real_A) * lambda_A * opt.lambda_identity
             else:
                 self.loss_idt_A = self.loss_idt_B = torch.zeros((), device=self.device)
             self.loss_G_A = self.criterionGAN(self.netD_A(self.augment_for_D(self.fake_B)), True)
             self.loss_G_B = self.criterionGAN(self.netD_B(self.augment_for_D(self.fake_A)), True)
-            self.loss_cycle_A = self.criterionCycle(self.rec_A, self.real_A) * opt.lambda_A
-            self.loss_cycle_B = self.criterionCycle(self.rec_B, self.real_B) * opt.lambda_B
+            self.loss_cycle_A = self.criterionCycle(self.rec_A, self.real_A) * lambda_A
+            self.loss_cycle_B = self.criterionCycle(self.rec_B, self.real_B) * lambda_B
             self.loss_G = (self.loss_G_A + self.loss_G_B + self.loss_cycle_A + self.loss_cycle_B
                            + self.loss_idt_A + self.loss_idt_B)
         self.backward(self.loss_G)

@@ -128,6 +128,23 @@ def test_ema_saves_the_averaged_generators_and_resumes_them(tmp_path):
                for k, v in model.weight_average.averages["G_B"].items())
 
 
+def test_the_cycle_weights_warm_up_by_epoch_and_follow_a_resumed_schedule(tmp_path):
+    model = create_model(_train_opt(tmp_path, "--lambda_warmup", "4", "--lambda_identity", "0.5"))
+    _step(model, tmp_path)
+    assert model.cycle_weight() == 0.25  # epoch 1 of 4
+    cycle = torch.nn.functional.l1_loss(model.rec_A, model.real_A) * 10 * 0.25
+    assert torch.allclose(model.loss_cycle_A, cycle)
+    idt = torch.nn.functional.l1_loss(model.idt_B, model.real_A) * 10 * 0.5 * 0.25
+    assert torch.allclose(model.loss_idt_B, idt)
+    for _ in range(2):
+        model.update_learning_rate()
+    assert model.cycle_weight() == 0.75  # epoch 3, as the schedulers count it (saved with the training state)
+    for _ in range(3):
+        model.update_learning_rate()
+    assert model.cycle_weight() == 1.0
+    assert create_model(_train_opt(tmp_path)).cycle_weight() == 1.0  # the reference: full weights from the start
+
+
 def test_diff_augment_keeps_shapes_passes_gradients_and_moves_content():
     torch.manual_seed(0)
     x = (torch.rand(4, 3, 16, 16) * 2 - 1).requires_grad_(True)
