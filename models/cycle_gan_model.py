@@ -29,7 +29,7 @@ class CycleGANModel(BaseModel):
     """CycleGAN: unpaired A <-> B with cycle-consistency (G_A, G_B, D_A, D_B)."""
 
     recommended_options = dict(residual_output=True, ema_decay=0.999, lambda_A=2.0, lambda_B=2.0, lambda_identity=0.0)
-    demo_options = dict(name="demo_cycle_gan", preset="recommended", ngf=16, ndf=16, load_size=72, crop_size=64,
+    demo_options = dict(name="demo_cycle_gan", ngf=16, ndf=16, load_size=72, crop_size=64,
                         n_epochs=10, n_epochs_decay=10, display_freq=96, print_freq=48, save_epoch_freq=10)
 
     @classmethod
