@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -39,19 +38,14 @@ def _run(script: str, args: list[str], cwd: Path) -> float:
     return time.perf_counter() - start
 
 
-def _images(folder: Path) -> list[np.ndarray]:
-    return [np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.glob("*.png"))]
-
-
 def shapes_kept(config: str, seed: int, work: Path, extra: list[str]) -> dict[str, float]:
     """Train and test one method on the demo; returns {"A->B": iou, "B->A": iou, "train_seconds": s}."""
     train_options, test_options = DEMO_CONFIGS[config]
     where = ["--name", config, "--checkpoints_dir", str(work / "checkpoints"), "--gpu_ids", "-1"]
     seconds = _run("train.py", [*train_options, *where, "--seed", str(seed), "--no_html", *extra], work)
     _run("test.py", [*test_options, *where, "--results_dir", str(work / "results")], work)
-    images = work / "results" / config / "test_latest" / "images"
     keeping = ShapeKeeping("A")
-    keeping.add({visual.name: _images(visual) for visual in images.iterdir() if visual.is_dir()})
+    keeping.add_results(work / "results" / config / "test_latest" / "images")
     ious = {f"{s.split('_')[1]}->{t.split('_')[1]}": float(np.mean(v)) for (s, t), v in keeping.ious.items()}
     return ious | {"train_seconds": seconds}
 

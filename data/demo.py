@@ -221,6 +221,15 @@ class ShapeKeeping:
                     shape_iou(a, self.domains[source], b, self.domains[translated])
                     for a, b in zip(visuals[source], visuals[translated]))
 
+    def add_results(self, images: Path) -> None:
+        """`add` the PNGs of a results folder (`results/NAME/test_latest/images`: one subfolder per visual)."""
+        self.add({visual.name: [np.asarray(Image.open(p).convert("RGB")) for p in sorted(visual.glob("*.png"))]
+                  for visual in Path(images).iterdir() if visual.is_dir()})
+
+    def means(self) -> dict[str, float]:
+        """{"real_A->fake_B": mean IoU, ...} for the pairs seen."""
+        return {f"{s}->{t}": float(np.mean(v)) for (s, t), v in self.ious.items()}
+
     def summary(self) -> str | None:
         if not self.ious:
             return None

@@ -111,7 +111,8 @@ class CycleGANModel(BaseModel):
 
     def backward_G(self) -> None:
         opt = self.opt
-        lambda_A, lambda_B = opt.lambda_A * self.cycle_weight(), opt.lambda_B * self.cycle_weight()
+        weight = self.cycle_weight()
+        lambda_A, lambda_B = opt.lambda_A * weight, opt.lambda_B * weight
         with self.autocast():
             if opt.lambda_identity > 0:
                 if not self.identity_done:
