@@ -44,6 +44,7 @@ BASE_DEFAULTS = {
     "init_gain": 0.02,
     "no_dropout": False,
     "residual_output": False,
+    "affine_output": False,
     "preset": "none",
     "dataset_mode": "unaligned",
     "direction": "AtoB",
