@@ -38,7 +38,7 @@ Inputs: uniform noise JPEGs and random weights by default; `--photos` makes the 
 position and flip) of scikit-image's astronaut, coffee, motorcycle and rocket photographs, and the 32 calibration
 images from crops of two other photographs (chelsea, grace_hopper); `--weights FILE` takes a trained
 resnet_9blocks generator's state_dict (e.g. train.py's `checkpoints/NAME/latest_net_G_A.pth`; `--ngf` is read
-from the file, `--residual_output` from a train_opt.json beside it) for every row.
+from the file, `--residual_output`/`--affine_output` from a train_opt.json beside it) for every row.
 """
 
 from __future__ import annotations
@@ -85,7 +85,8 @@ def build_model(name: str, variant: str, batch: int, device: torch.device, quick
     from util.runtime import unwrap
 
     size = "64" if quick and name.startswith("resnet") else "256"  # a U-Net 256 needs 256 px
-    arch = weights_architecture(weights, name) if weights else {"ngf": 8 if quick else 64, "residual_output": False}
+    arch = weights_architecture(weights, name) if weights else {"ngf": 8 if quick else 64} | dict.fromkeys(
+        IDENTITY_STARTS, False)
     argv = ["--dataroot", tmp, "--checkpoints_dir", tmp, "--model", "test", "--batch_size", str(batch),
             "--load_size", size, "--crop_size", size, "--gpu_ids", "0" if device.type == "cuda" else "-1",
             *CONFIGS[name], *architecture_flags(arch), *{**common.VARIANTS, **EXTRA_VARIANTS}.get(variant, [])]
@@ -98,8 +99,11 @@ def build_model(name: str, variant: str, batch: int, device: torch.device, quick
     return model, opt
 
 
+IDENTITY_STARTS = ("residual_output", "affine_output")  # train_opt.json flags that change the generator's output
+
+
 def architecture_flags(arch: dict) -> list[str]:
-    return ["--ngf", str(arch["ngf"])] + (["--residual_output"] if arch["residual_output"] else [])
+    return ["--ngf", str(arch["ngf"])] + [f"--{flag}" for flag in IDENTITY_STARTS if arch[flag]]
 
 
 def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -110,7 +114,7 @@ def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 def weights_architecture(path: str | os.PathLike, config: str) -> dict:
     """What `--weights` needs besides --netG resnet_9blocks: --ngf (the first convolution's output channels) and,
-    from a train_opt.json beside the file (train.py writes one), --residual_output."""
+    from a train_opt.json beside the file (train.py writes one), --residual_output and --affine_output."""
     if not config.startswith("resnet_9blocks"):
         raise SystemExit(f"error: --weights takes a resnet_9blocks generator; config {config} is another network "
                          "(pass --configs resnet_9blocks_256).")
@@ -118,14 +122,14 @@ def weights_architecture(path: str | os.PathLike, config: str) -> dict:
     first = next((t for t in state.values() if t.dim() == 4), None)
     if first is None:
         raise SystemExit(f"error: --weights {path}: no convolution weights in the file.")
-    arch = {"ngf": int(first.shape[0]), "residual_output": False}
+    arch = {"ngf": int(first.shape[0])} | dict.fromkeys(IDENTITY_STARTS, False)
     saved = Path(path).parent / "train_opt.json"
     if saved.is_file():
         options = json.loads(saved.read_text(encoding="utf-8"))
         if options.get("netG", "resnet_9blocks") != "resnet_9blocks" or options.get("norm", "instance") != "instance":
             raise SystemExit(f"error: --weights {path}: {saved} says --netG {options.get('netG')} --norm "
                              f"{options.get('norm')}; the benchmark's resnet config is resnet_9blocks, instance norm.")
-        arch["residual_output"] = bool(options.get("residual_output", False))
+        arch |= {flag: bool(options.get(flag, False)) for flag in IDENTITY_STARTS}
     return arch
 
 
@@ -363,7 +367,7 @@ def prepare_end_to_end(config: str, args: argparse.Namespace, backends: list[str
     state = net.state_dict()
     torch.save(state, checkpoints / "latest_net_G.pth")
     shutil.copyfile(checkpoints / "latest_net_G.pth", reference_checkpoints / "latest_net_G.pth")
-    arch = {"ngf": opt.ngf, "residual_output": opt.residual_output}
+    arch = {"ngf": opt.ngf} | {flag: getattr(opt, flag) for flag in IDENTITY_STARTS}
     expected = tensors2ims(eager_fp32_output(model, load_inputs(opt, images, CHECK_IMAGES)))
     setup = EndToEnd(config, work, opt.crop_size, arch, images, calibration, checkpoints.parent,
                      reference_checkpoints.parent, np.stack(expected), state_digest(state))
@@ -468,8 +472,9 @@ def measure(setup: EndToEnd, side: str, variant: str, batch: int, args: argparse
     record["model_check_max"] = check["png_diff_max"]  # levels, against the generator's fp32 output
     if side == "reference":
         record["reference_checkout"] = str(Path(args.reference_checkout).resolve())
-        if setup.arch["residual_output"]:
-            record["note"] = "the reference has no --residual_output: its fakes are not the same network's"
+        if any(setup.arch[flag] for flag in IDENTITY_STARTS):
+            record["note"] = ("the reference has no --residual_output/--affine_output: its fakes are not the same "
+                              "network's")
     if variant == INT8 and side == "i2i":
         record |= {f"calibration_{k}": v for k, v in setup.calibration_error.items()}
     return record, outputs
@@ -696,7 +701,7 @@ def check_arguments(args: argparse.Namespace, configs: list[str], batches: list[
 
         try:  # here rather than in every row's process
             load_weights(build_generator("resnet_9blocks", 3, 3, arch["ngf"], norm="instance", use_dropout=False,
-                                         residual=arch["residual_output"]), args.weights)
+                                         residual=arch["residual_output"], affine=arch["affine_output"]), args.weights)
         except I2IError as error:
             raise SystemExit(f"error: --weights: {error}") from None
     if args.images > 0:

@@ -23,7 +23,7 @@ from data.demo import ShapeKeeping  # noqa: E402
 
 #: method -> (train.py options, test.py options); the demo presets fill in the rest
 DEMO_CONFIGS = {
-    "cyclegan": (["--model", "cycle_gan"], ["--model", "cycle_gan"]),
+    "cyclegan": (["--model", "cycle_gan", "--preset", "none"], ["--model", "cycle_gan"]),  # the demo's own is the recipe
     "recipe": (["--model", "cycle_gan", "--preset", "recommended"], ["--model", "cycle_gan"]),
     "cut": (["--model", "cut"], ["--model", "cut"]),
     "fastcut": (["--model", "cut", "--CUT_mode", "FastCUT"], ["--model", "cut", "--CUT_mode", "FastCUT"]),

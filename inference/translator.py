@@ -180,7 +180,8 @@ def load_generator(folder: Path, epoch: str, generator: str) -> tuple[nn.Module,
     if generator.endswith("_B"):  # G_B translates B -> A
         input_nc, output_nc = output_nc, input_nc
     net = build_generator(arch["netG"], input_nc, output_nc, arch["ngf"], norm=arch["norm"],
-                          use_dropout=not arch["no_dropout"], residual=arch["residual_output"])
+                          use_dropout=not arch["no_dropout"], residual=arch["residual_output"],
+                          affine=arch["affine_output"])
     path = existing_checkpoint(network_file(folder, epoch, generator))
     if path is None:
         found = ", ".join(sorted(p.name for p in folder.glob(f"{epoch}_net_G*") if p.suffix in (".pth", SAFETENSORS)))

@@ -109,7 +109,8 @@ class BaseModel(CheckpointMixin, ABC):
         opt = self.opt
         return self.place(build_generator(opt.netG, input_nc, output_nc, opt.ngf, norm=opt.norm,
                                           use_dropout=not opt.no_dropout, init_type=opt.init_type,
-                                          init_gain=opt.init_gain, residual=opt.residual_output))
+                                          init_gain=opt.init_gain, residual=opt.residual_output,
+                                          affine=opt.affine_output))
 
     def discriminator(self, input_nc: int) -> nn.Module:
         """The --netD discriminator with the run's --ndf/--n_layers_D/--norm/--init_type, on this model's device."""

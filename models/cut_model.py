@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from networks import build_discriminator, get_norm_layer, init_weights, make_residual
+from networks import build_discriminator, get_norm_layer, identity_start, init_weights
 from networks.antialias_patchgan import AntialiasNLayerDiscriminator
 from networks.cut_resnet import AntialiasResnetGenerator
 from networks.patch_sample import PATCH_SAMPLERS, EncoderTaps, encoder_features
@@ -156,7 +156,7 @@ class CUTModel(BaseModel):
                                        use_dropout=not opt.no_dropout, n_blocks=_RESNET_BLOCKS[opt.netG],
                                        antialias=not opt.no_antialias, antialias_up=not opt.no_antialias_up)
         net = init_weights(net, opt.init_type, opt.init_gain)
-        return make_residual(net) if opt.residual_output else net
+        return identity_start(net, residual=opt.residual_output, affine=opt.affine_output)
 
     def _cut_discriminator(self) -> nn.Module:
         opt = self.opt

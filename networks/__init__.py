@@ -22,7 +22,7 @@ from . import patchgan, resnet, unet  # noqa: E402  (built-in families register 
 from . import antialias_patchgan, cut_resnet, global_discriminator, unet_upsample  # noqa: E402
 from .init import init_weights  # noqa: E402
 from .norm import NormLayer, conv_bias_for, get_norm_layer  # noqa: E402
-from .residual import make_residual  # noqa: E402
+from .residual import identity_start  # noqa: E402
 
 __all__ = [
     "DISCRIMINATORS",
@@ -35,7 +35,7 @@ __all__ = [
     "conv_bias_for",
     "get_norm_layer",
     "init_weights",
-    "make_residual",
+    "identity_start",
     "patchgan",
     "resnet",
     "unet",
@@ -53,13 +53,14 @@ def build_generator(
     init_type: str = "normal",
     init_gain: float = 0.02,
     residual: bool = False,
+    affine: bool = False,
 ) -> nn.Module:
-    """Build the generator registered as `netG` and initialise its weights (on the CPU); `residual`: predict a
-    change to the input (networks/residual.py)."""
+    """Build the generator registered as `netG` and initialise its weights (on the CPU); `residual`/`affine`:
+    predict a change to the input, added or as a per-pixel affine colour transform (networks/residual.py)."""
     builder = GENERATORS.get(netG)
     net = init_weights(builder(input_nc, output_nc, ngf, norm_layer=get_norm_layer(norm), use_dropout=use_dropout),
                        init_type, init_gain)
-    return make_residual(net) if residual else net
+    return identity_start(net, residual=residual, affine=affine)
 
 
 def build_discriminator(

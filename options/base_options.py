@@ -87,6 +87,9 @@ class BaseOptions:
         add("--no_dropout", action="store_true", help="no dropout for the generator")
         add("--residual_output", action="store_true", help="the generator predicts a change to its input (added to "
             "atanh(input) before its last tanh) and starts as the identity; saved with the run, so test.py rebuilds it")
+        add("--affine_output", action="store_true", help="the generator predicts a per-pixel affine colour transform "
+            "of its input (a matrix and an offset applied to atanh(input) before its last tanh) and starts as the "
+            "identity: the input's edges and shapes pass through; saved with the run, so test.py rebuilds it")
         add("--preset", default="none", choices=["none", "recommended"],
             help="recommended: i2i's measured recipe for the model (README, Quality); options you type still win; "
             "none: the reference's behaviour")

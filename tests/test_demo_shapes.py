@@ -58,14 +58,15 @@ def test_a_note_appears_on_every_results_page(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_recipe_leaves_the_identity_on_the_demo(tmp_path):
-    """The demo with --preset recommended and --seed 0 (train.py and test.py with no --dataroot). A recipe stuck
-    at the identity scores about 0.31/0.25 here, this one 0.39/0.64 (docs/quality.md); the target of issue 13,
-    0.8 both ways, is not reached yet."""
-    for script, args in (("train.py", ["--no_html", "--preset", "recommended"]), ("test.py", [])):
-        result = run_script(script, ["--model", "cycle_gan", "--gpu_ids", "-1", "--seed", "0", *args], tmp_path)
+def test_the_demo_cycle_gan_keeps_the_shapes(tmp_path):
+    """The demo as a newcomer runs it (train.py and test.py with no --dataroot: the demo presets, which include
+    --preset recommended), at --seed 0. The reference's CycleGAN (--preset none) hides the shapes on some seeds
+    (0.05/0.05 at --seed 1) and the additive --residual_output recipe drew them with halos (about 0.55/0.65);
+    the affine output keeps them (docs/quality.md)."""
+    for script, args in (("train.py", ["--no_html", "--seed", "0"]), ("test.py", [])):
+        result = run_script(script, ["--model", "cycle_gan", "--gpu_ids", "-1", *args], tmp_path)
         assert result.returncode == 0, result.stderr[-2000:]
     keeping = ShapeKeeping("A")
     keeping.add_results(tmp_path / "results" / "demo_cycle_gan" / "test_latest" / "images")
     ious = keeping.means()
-    assert ious["real_A->fake_B"] >= 0.35 and ious["real_B->fake_A"] >= 0.5, ious
+    assert ious["real_A->fake_B"] >= 0.8 and ious["real_B->fake_A"] >= 0.8, ious

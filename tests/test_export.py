@@ -77,3 +77,24 @@ def test_export_py_without_a_dataroot_takes_no_demo_presets(tmp_path, monkeypatc
     assert written == {"G": Path("checkpoints") / "tiny_G" / "latest_net_G.onnx"}
     assert written["G"].stat().st_size > 0
     assert "demo" not in capsys.readouterr().out and not (tmp_path / "datasets").exists()
+
+
+@pytest.mark.parametrize("output", ["residual", "affine"])
+def test_onnx_export_of_a_generator_that_transforms_its_input(output, tmp_path):
+    """--residual_output and --affine_output run as forward hooks: the exported graph must contain them. The last
+    convolution is given random weights, as training would, so the hook's arithmetic shows in the output."""
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    torch.manual_seed(0)
+    net = build_generator("resnet_6blocks", 3, 3, 8, norm="instance", **{output: True}).eval()
+    last = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    with torch.no_grad():
+        last.weight.normal_(0, 0.05)
+        last.bias.normal_(0, 0.3)
+    path = export_onnx(net, tmp_path / f"{output}.onnx", input_nc=3)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    (out,) = session.run(None, {"input": x.numpy()})
+    expected = _reference(net, x)
+    assert np.abs(expected - x.numpy()).max() > 0.1  # the hook changes the input
+    assert np.abs(out - expected).max() < 1e-4

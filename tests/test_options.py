@@ -44,6 +44,7 @@ BASE_DEFAULTS = {
     "init_gain": 0.02,
     "no_dropout": False,
     "residual_output": False,
+    "affine_output": False,
     "preset": "none",
     "dataset_mode": "unaligned",
     "direction": "AtoB",
@@ -567,17 +568,19 @@ def test_demo_presets_for_cycle_gan(demo_cwd, monkeypatch):
     opt = options.parse(["--model", "cycle_gan", "--gpu_ids", "-1"])
     assert options.demo and options.notes == [
         "no --dataroot: i2i's generated demo data, with the demo presets of --model cycle_gan (--name demo_cycle_gan "
-        "--ngf 16 --ndf 16 --load_size 72 --crop_size 64 --n_epochs 10 --n_epochs_decay 10 --display_freq 96 "
-        "--print_freq 48 --save_epoch_freq 10); pass --dataroot to train on your own data"]
+        "--preset recommended --ngf 16 --ndf 16 --load_size 72 --crop_size 64 --n_epochs 10 --n_epochs_decay 10 "
+        "--display_freq 96 --print_freq 48 --save_epoch_freq 10); pass --dataroot to train on your own data",
+        "--preset recommended: --affine_output True --ema_decay 0.999 --lambda_A 2.0 --lambda_B 2.0 "
+        "--lambda_identity 0.0"]
     make_demo_data(opt.dataset_mode)
     root = demo_cwd / opt.dataroot
     assert root.resolve().is_relative_to(demo_cwd.resolve())
     for split in ("trainA", "trainB", "testA", "testB"):
         assert _png_count(root / split) > 0, split
     assert (opt.name, opt.ngf, opt.crop_size, opt.display_id) == ("demo_cycle_gan", 16, 64, 0)
-    assert not opt.residual_output and opt.lambda_A == 10.0  # the demo is the reference's CycleGAN
-    recipe = TrainOptions().parse(["--model", "cycle_gan", "--gpu_ids", "-1", "--preset", "recommended"])
-    assert recipe.residual_output and recipe.lambda_A == 2.0 and recipe.ngf == 16  # the recipe on top of the demo
+    assert opt.affine_output and opt.lambda_A == 2.0  # the demo shows the recipe
+    reference = TrainOptions().parse(["--model", "cycle_gan", "--gpu_ids", "-1", "--preset", "none"])
+    assert not reference.affine_output and reference.lambda_A == 10.0 and reference.ngf == 16  # the reference's
     assert opt.dataset_mode == "unaligned"
 
 

@@ -202,3 +202,73 @@ def test_a_residual_run_is_rebuilt_by_test_py_and_translate(tmp_path):
 
     translator = load_translator(tmp_path / "checkpoints" / "res")
     assert any(hook.__name__ == "residual_output" for hook in translator.net.net._forward_hooks.values())
+
+
+@pytest.mark.parametrize("name", [n for n in GENERATORS.names() if n not in ("unet_256", "unet_128")])
+def test_an_affine_generator_starts_as_the_identity_and_keeps_the_plain_keys(name):
+    torch.manual_seed(0)
+    plain = build_generator(name, 3, 3, 8, norm="instance").state_dict()
+    affine = build_generator(name, 3, 3, 8, norm="instance", affine=True)
+    state = affine.state_dict()
+    assert list(state) == list(plain)
+    widened = [k for k in state if state[k].shape != plain[k].shape]
+    assert widened and all(state[k].shape[0] == 12 for k in widened)  # the last convolution: 3x3 matrix + offset
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert torch.allclose(affine(x), x, atol=2e-4)
+
+
+def test_the_affine_output_is_a_per_pixel_matrix_and_offset_in_tanh_space():
+    """out = tanh((I + A) atanh(x) + b): with A swapping red and blue and b = 0.1 everywhere, every pixel's red is
+    its blue (and the reverse), shifted, whatever the pixel's neighbours: the input's edges pass through."""
+    net = build_generator("resnet_6blocks", 3, 3, 8, norm="instance", affine=True)
+    last = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    assert not any(isinstance(m, torch.nn.Tanh) for m in net.modules())
+    swap = torch.tensor([[0.0, 0, 1], [0, 1, 0], [1, 0, 0]]) - torch.eye(3)  # I + A swaps channels 0 and 2
+    with torch.no_grad():
+        last.bias.copy_(torch.cat([swap.flatten(), torch.full((3,), 0.1)]))
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 16, 16) * 1.8 - 0.9
+    x[..., :, 8:] = -0.8  # a sharp edge
+    t = torch.atanh(x)
+    expected = torch.tanh(t[:, [2, 1, 0]] + 0.1)
+    assert torch.allclose(net(x), expected, atol=1e-5)
+
+
+def test_an_affine_generator_learns_a_colour_swap():
+    torch.manual_seed(0)
+    net = build_generator("resnet_6blocks", 3, 3, 8, norm="instance", affine=True)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    x = torch.rand(1, 3, 32, 32) * 1.6 - 0.8
+    target = x[:, [2, 0, 1]]  # channels permuted: no additive change of a smooth z does this at every pixel
+    first = float((net(x) - target).abs().mean().detach())
+    for _ in range(40):
+        loss = (net(x) - target).abs().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert float(loss.detach()) < 0.5 * first
+    out = net(torch.tensor([-1.0, 1.0]).repeat_interleave(16).view(1, 1, 1, 32).expand(1, 3, 32, 32).contiguous())
+    assert torch.isfinite(out).all() and out.abs().max() <= 1
+
+
+def test_affine_output_refuses_residual_output_and_unequal_channels():
+    with pytest.raises(I2IError, match="pass one of them"):
+        build_generator("resnet_6blocks", 3, 3, 8, norm="instance", residual=True, affine=True)
+    with pytest.raises(I2IError, match="--affine_output .* --input_nc 1 and --output_nc 3"):
+        build_generator("resnet_6blocks", 1, 3, 8, norm="instance", affine=True)
+
+
+def test_an_affine_run_is_rebuilt_by_test_py_and_translate(tmp_path):
+    root = unaligned_dataset(tmp_path / "data", count=2, size=32)
+    args = tiny_args(root, tmp_path) + ["--name", "aff", "--netG", "resnet_6blocks", "--affine_output",
+                                        "--n_epochs", "1", "--n_epochs_decay", "0", "--pool_size", "0"]
+    load_script("train").main(args)
+    opt = TestOptions().parse(tiny_args(root, tmp_path, train=False) + ["--name", "aff", "--model", "test",
+                                                                        "--model_suffix", "_A"])
+    assert opt.affine_output and not opt.residual_output
+    model = create_model(opt)
+    model.setup(opt)  # loads latest_net_G_A.pth: its widened last convolution fits
+    from inference import load_translator
+
+    translator = load_translator(tmp_path / "checkpoints" / "aff")
+    assert any(hook.__name__ == "affine_output" for hook in translator.net.net._forward_hooks.values())
