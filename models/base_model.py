@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from networks import build_discriminator, build_generator
-from networks.activation_checkpointing import set_activation_checkpointing
+from networks.activation_checkpointing import CheckpointableBlock, set_activation_checkpointing
 from util import collectives, precision, runtime
 from util.cli import write_line
 from util.errors import I2IError
@@ -107,10 +107,15 @@ class BaseModel(CheckpointMixin, ABC):
     def generator(self, input_nc: int, output_nc: int) -> nn.Module:
         """The --netG generator with the run's --ngf/--norm/--no_dropout/--init_type, on this model's device."""
         opt = self.opt
-        return self.place(build_generator(opt.netG, input_nc, output_nc, opt.ngf, norm=opt.norm,
-                                          use_dropout=not opt.no_dropout, init_type=opt.init_type,
-                                          init_gain=opt.init_gain, residual=opt.residual_output,
-                                          affine=opt.affine_output))
+        net = build_generator(opt.netG, input_nc, output_nc, opt.ngf, norm=opt.norm, use_dropout=not opt.no_dropout,
+                              init_type=opt.init_type, init_gain=opt.init_gain, residual=opt.residual_output,
+                              affine=opt.affine_output)
+        if self.isTrain and opt.checkpoint_activations and not any(isinstance(m, CheckpointableBlock)
+                                                                   for m in net.modules()):
+            warnings.warn(f"--checkpoint_activations: --netG {opt.netG} has no blocks that recompute their "
+                          "activations (the ResNets and U-Nets have), so it stores them as without the flag.",
+                          stacklevel=2)
+        return self.place(net)
 
     def discriminator(self, input_nc: int) -> nn.Module:
         """The --netD discriminator with the run's --ndf/--n_layers_D/--norm/--init_type, on this model's device."""

@@ -219,3 +219,15 @@ def _dataset(opt):
     from data import create_dataset
 
     return create_dataset(opt)
+
+
+def test_a_generator_without_checkpointed_blocks_says_so(tmp_path):
+    """--checkpoint_activations with a generator that cannot recompute (unet_upsample) trains as without the flag
+    and says so once per generator; a ResNet says nothing."""
+    with pytest.warns(UserWarning, match="--netG unet_upsample has no blocks that recompute"):
+        build(tmp_path, "cycle_gan", ["--checkpoint_activations", "--netG", "unet_upsample"], "upsample")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        build(tmp_path, "cycle_gan", ["--checkpoint_activations"], "resnet")
