@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -43,10 +45,13 @@ TEST_MODEL = {"pix2pix": ["--model", "pix2pix", "--netG", "resnet_9blocks", "--n
               "cut": ["--model", "cut"], "fastcut": ["--model", "cut", "--CUT_mode", "FastCUT"]}
 
 
-def run(script: str, args: list[str], cwd: Path) -> float:
+def run(script: str, args: list[str], cwd: Path, threads: int | None = None) -> float:
+    """Run one of i2i's scripts in `cwd` (with `threads` intra-op threads where given); returns its seconds."""
     cwd.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads)) if threads else None
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, capture_output=True, text=True,
+                            env=env)
     if result.returncode != 0:
         raise SystemExit(f"{script} {' '.join(args)} failed:\n{result.stderr[-3000:]}")
     return time.perf_counter() - start
@@ -63,13 +68,13 @@ def train_and_translate(config: str, task_root: Path, work: Path, args: argparse
     train = [*common, *options, "--seed", str(seed), "--n_epochs", str((n_epochs + 1) // 2), "--n_epochs_decay",
              str(n_epochs // 2), "--display_id", "0", "--no_html", "--print_freq", "100000",
              "--save_latest_freq", "10000000", "--save_epoch_freq", "100000", *args.extra]
-    seconds = run("train.py", train, work)
+    seconds = run("train.py", train, work, args.threads)
     test_model = TEST_MODEL.get(config, ["--model", "cycle_gan"])
     test = [*common, *test_model, "--results_dir", str(work / "results"), "--num_test", "100000", "--phase", "test",
             "--preprocess", "none"]
     if sub:
         test += ["--dataset_mode", "aligned"]
-    run("test.py", test, work)
+    run("test.py", test, work, args.threads)
     return {"train_seconds": seconds, "images": work / "results" / config / "test_latest" / "images" / "fake_B"}
 
 
@@ -86,29 +91,35 @@ def load(folder: Path) -> list[np.ndarray]:
 
 
 def evaluate_task(task: str, args: argparse.Namespace, out: Path) -> dict:
-    """Every config and seed on one task -> {config: {"psnr": [...], "ssim": [...], "train_seconds": [...]}}."""
+    """Every config and seed on one task -> {config: {"psnr": [...], "ssim": [...], "train_seconds": [...]}}, the
+    runs `args.jobs` at a time."""
     results: dict[str, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         task_root = quality_tasks.make_task(Path(tmp) / task, task, args.size, args.n_train)
         inputs, truth = load(task_root / "testA"), load(task_root / "testB")
         identity = scores(inputs, truth)
         results["identity"] = {k: [v] for k, v in identity.items()} | {"train_seconds": [0.0]}
-        for config in args.configs:
-            for seed in args.seeds:
-                work = Path(tmp) / f"{config}_{seed}"
-                made = train_and_translate(config, task_root, work, args, seed)
-                translated = load(made["images"])
-                score = scores(translated, truth)
-                entry = results.setdefault(config, {"psnr": [], "ssim": [], "train_seconds": []})
-                for key, value in (*score.items(), ("train_seconds", made["train_seconds"])):
-                    entry[key].append(value)
-                print(f"  {task} {config} seed {seed}: PSNR {score['psnr']:.2f} dB, SSIM {score['ssim']:.3f}, "
-                      f"train {made['train_seconds']:.0f} s", flush=True)
-                if seed == args.seeds[0]:
-                    keep = out / "samples" / task / config
-                    keep.mkdir(parents=True, exist_ok=True)
-                    for i, image in enumerate(translated[: args.samples]):
-                        Image.fromarray(image).save(keep / f"{i:02d}.png")
+
+        def one(config: str, seed: int) -> tuple[dict, list[np.ndarray]]:
+            made = train_and_translate(config, task_root, Path(tmp) / f"{config}_{seed}", args, seed)
+            translated = load(made["images"])
+            score = scores(translated, truth)
+            print(f"  {task} {config} seed {seed}: PSNR {score['psnr']:.2f} dB, SSIM {score['ssim']:.3f}, "
+                  f"train {made['train_seconds']:.0f} s", flush=True)
+            return score | {"train_seconds": made["train_seconds"]}, translated
+
+        runs = [(config, seed) for config in args.configs for seed in args.seeds]
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            done = list(pool.map(lambda run: one(*run), runs))
+        for (config, seed), (score, translated) in zip(runs, done):
+            entry = results.setdefault(config, {"psnr": [], "ssim": [], "train_seconds": []})
+            for key, value in score.items():
+                entry[key].append(value)
+            if seed == args.seeds[0]:
+                keep = out / "samples" / task / config
+                keep.mkdir(parents=True, exist_ok=True)
+                for i, image in enumerate(translated[: args.samples]):
+                    Image.fromarray(image).save(keep / f"{i:02d}.png")
         for name, images in (("input", inputs), ("truth", truth)):
             keep = out / "samples" / task / name
             keep.mkdir(parents=True, exist_ok=True)
@@ -160,6 +171,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ngf", type=int, default=16)
     parser.add_argument("--ndf", type=int, default=16)
     parser.add_argument("--samples", type=int, default=4, help="test crops kept per method for the picture")
+    parser.add_argument("--jobs", type=int, default=2, help="runs side by side, the cores shared out between them "
+                        "(2 here: the two seeds of a method together, one thread each; 1 for uncontended timings)")
     parser.add_argument("--quick", action="store_true", help="smoke run: tone only, 2 configs, 1 seed, 40 iterations")
     parser.add_argument("--demo", action="store_true", help="measure shape preservation on the demo data instead")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "quality"))
@@ -172,6 +185,8 @@ def main(argv: list[str] | None = None) -> None:
         return demo_main(args)
     if args.quick:
         args.tasks, args.configs, args.seeds, args.iters, args.n_train = "tone", "cyclegan,recipe", "0", 40, 20
+    args.jobs = max(1, args.jobs)
+    args.threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None
     args.tasks, args.configs = args.tasks.split(","), args.configs.split(",")
     args.seeds = [int(s) for s in args.seeds.split(",")]
     out = Path(args.out)
@@ -181,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"task {task}", flush=True)
         all_results[task] = evaluate_task(task, args, out)
     print(f"\n{args.iters} iterations, {args.size} px, ngf/ndf {args.ngf}/{args.ndf}, seeds {args.seeds}, "
-          f"{time.perf_counter() - start:.0f} s in all\n")
+          f"{args.jobs} run(s) at a time, {time.perf_counter() - start:.0f} s in all\n")
     print(table(all_results))
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps({"settings": {k: v for k, v in vars(args).items() if k != "extra"}

@@ -1,0 +1,60 @@
+"""benchmarks/quality.py and its tasks: unpaired training sets, paired test truth, and the table it prints."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.helpers import ROOT
+
+pytest.importorskip("skimage")
+
+
+def quality_tasks():
+    spec = importlib.util.spec_from_file_location("i2i_quality_tasks", ROOT / "benchmarks" / "quality_tasks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _images(folder):
+    return [np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.glob("*.png"))]
+
+
+@pytest.mark.parametrize("transform", ["tone", "cartoon", "recolour"])
+def test_a_task_pairs_its_test_crops_and_not_its_training_crops(tmp_path, transform):
+    tasks = quality_tasks()
+    root = tasks.make_task(tmp_path / transform, transform, size=32, n_train=6)
+    train_a, train_b = _images(root / "trainA"), _images(root / "trainB")
+    test_a, test_b = _images(root / "testA"), _images(root / "testB")
+    apply = tasks.TRANSFORMS[transform]
+    assert len(test_a) == len(test_b) > 0 and len(train_a) == len(train_b) == 6
+    for a, b in zip(test_a, test_b):  # the truth of every test crop is its transform
+        assert np.array_equal(np.asarray(apply(Image.fromarray(a))), b)
+    transformed = [np.asarray(apply(Image.fromarray(a))) for a in train_a]
+    assert not any(np.array_equal(t, b) for t in transformed for b in train_b)  # unpaired
+    assert not any(np.array_equal(a, t) for a in train_a for t in test_a)  # train and test photographs apart
+    assert any(not np.array_equal(a, b) for a, b in zip(test_a, test_b))  # the transform changes something
+
+
+@pytest.mark.slow
+def test_quality_py_prints_the_table_with_the_identity_and_each_method(tmp_path):
+    out = tmp_path / "quality.json"
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "quality.py"), "--quick", "--jobs", "2",
+                             "--json", str(out), "--out", str(tmp_path / "samples")],
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| tone | identity | 24.78 | +0.00 |" in result.stdout
+    data = json.loads(out.read_text())["results"]["tone"]
+    assert set(data) == {"identity", "cyclegan", "recipe"}
+    for config in ("cyclegan", "recipe"):
+        assert len(data[config]["psnr"]) == 1 and 5 < data[config]["psnr"][0] < 60
+        assert data[config]["train_seconds"][0] > 0
+        assert f"| tone | {config} |" in result.stdout
+    assert (tmp_path / "samples" / "samples" / "tone" / "recipe" / "00.png").is_file()
