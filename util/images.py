@@ -66,4 +66,7 @@ def save_image(image: np.ndarray, path: str | os.PathLike, aspect_ratio: float =
     elif aspect_ratio < 1.0:  # taller: height / ratio
         img = img.resize((w, int(round(h / aspect_ratio))), Image.BICUBIC)
     fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
-    atomic_write(path, lambda f: img.save(f, format=fmt), durable=False)
+    # zlib level 1: a 256 px PNG encodes in a third of the time of Pillow's default (level 6), ~7 % larger, the
+    # same pixels; test.py writes two per input, which on a small CPU is a tenth of a resnet's time per image.
+    options = {"compress_level": 1} if fmt == "PNG" else {}
+    atomic_write(path, lambda f: img.save(f, format=fmt, **options), durable=False)
