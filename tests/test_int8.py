@@ -117,3 +117,27 @@ def test_without_onnxruntime_int8_is_one_install_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime.quantization", None)
     with pytest.raises(I2IError, match="pip install onnx onnxruntime"):
         require_onnxruntime()
+
+
+def test_only_the_inner_convolutions_are_quantised(tmp_path):
+    """Normalisations, residual additions, transposed convolutions and the output layer stay float: quantising
+    them cost a trained resnet_9blocks 16 dB against fp32 (28.9 against 45.4 dB) for no speed."""
+    import onnx
+
+    from inference.int8 import quantize
+
+    torch.manual_seed(0)
+    net = build_generator("resnet_6blocks", 3, 3, 8, norm="instance").eval()
+    graph = onnx.load(str(quantize(net, [torch.rand(1, 3, 32, 32) * 2 - 1 for _ in range(2)], tmp_path))).graph
+    producer = {output: node.op_type for node in graph.node for output in node.output}
+    int8_weights = [producer.get(node.input[1]) == "DequantizeLinear" for node in graph.node
+                    if node.op_type in ("Conv", "ConvTranspose")]
+    assert int8_weights == [True] * 15 + [False] * 3  # stem 1, down 2, 6 blocks × 2; up 2 (transposed), the output
+    consumers = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    for quantise in (node for node in graph.node if node.op_type == "QuantizeLinear" and node.input[0] in producer):
+        readers = [reader.op_type for dequantise in consumers[quantise.output[0]]
+                   for reader in consumers[dequantise.output[0]]]
+        assert producer[quantise.input[0]] == "Conv" or set(readers) == {"Conv"}, quantise.name  # conv in or out
