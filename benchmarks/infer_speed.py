@@ -550,10 +550,11 @@ def verdicts(e2e: list[dict]) -> list[str]:
     lines = []
     for config in dict.fromkeys(r["net"] for r in e2e):
         rows = [r for r in e2e if r["net"] == config and r["side"] == "i2i" and r.get("vs_ref_steady")]
-        within = [r for r in rows if r.get("within_1_255")]
+        # int8 is judged on its own line: its error depends on the weights (random ones keep it within 1/255)
+        within = [r for r in rows if r.get("within_1_255") and r["variant"] != INT8]
         if within:
             best = max(within, key=lambda r: r["vs_ref_steady"])
-            lines.append(f"{config}: best backend within 1/255 of fp32: {best['variant']} batch {best['batch']}, "
+            lines.append(f"{config}: best float backend within 1/255 of fp32: {best['variant']} batch {best['batch']}, "
                          f"{best['vs_ref_steady']:.2f}x the reference's test.py steady ({best['vs_ref_whole']:.2f}x "
                          f"whole process), |diff| max {best['net_diff_max_levels']:.3f} levels; target "
                          f"{TARGETS['within']}x: {'met' if best['vs_ref_steady'] >= TARGETS['within'] else 'not met'}")

@@ -326,3 +326,16 @@ def test_infer_speed_calibrates_int8_on_other_images_than_it_scores(tmp_path, ph
     assert closest > 5  # not near-copies either
     smoothness = np.mean([np.abs(np.diff(a.astype(int), axis=1)).mean() for a in read])
     assert (smoothness < 40) == photos  # photographs are smooth; uniform noise is not (about 85)
+
+
+def test_the_best_backend_verdict_leaves_int8_to_its_own_line():
+    bench = infer_speed()
+
+    def row(variant, ratio, within):
+        return {"net": "unet_256", "side": "i2i", "variant": variant, "batch": 1, "vs_ref_steady": ratio,
+                "vs_ref_whole": ratio, "within_1_255": within, "net_diff_max_levels": 0.2, "net_psnr_db": 76.0,
+                "images": 200}
+
+    lines = bench.verdicts([row("fp32", 1.2, True), row("onnxruntime", 2.1, True), row(bench.INT8, 2.4, True)])
+    assert lines[0].startswith("unet_256: best float backend within 1/255 of fp32: onnxruntime batch 1, 2.10x")
+    assert lines[1].startswith("unet_256: int8 batch 1: 2.40x")
