@@ -3,9 +3,10 @@
 onnxruntime's static QDQ scheme: int8 weights (per output channel), uint8 activations calibrated on images
 preprocessed as the run's inputs are. Only the convolutions are quantised, and not the last one (the output
 layer): normalisations, residual additions and transposed convolutions stay float, which is where int8 lost most
-(a trained resnet_9blocks at 256 px: 28.9 dB against fp32 with every operator quantised, 45.4 dB so, and as fast). The file is cached beside the checkpoint (`<epoch>_net_<name>.int8.onnx`)
-under a key of the weights and calibration tensors. Every use states the error against the fp32 PyTorch output
-on the calibration images (mean and largest absolute difference, PSNR).
+(a trained resnet_9blocks at 256 px: 28.9 dB against fp32 with every operator quantised, 45.4 dB so, and as
+fast). The file is cached beside the checkpoint (`<epoch>_net_<name>.int8.onnx`) under a key of the weights and
+calibration tensors. Every use states the error against the fp32 PyTorch output on the calibration images (mean
+and largest absolute difference, PSNR).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from .sizing import SizeAdapter
 CACHE_SUFFIX = ".int8.onnx"
 KEY_FIELD, ERROR_FIELD = "i2i_int8_key", "i2i_int8_error"
 QUANTISED_OPS = ["Conv"]
-SCHEME = "conv-only, output layer float"  # part of the cache key: a change of scheme quantises again
+CONVOLUTIONS = ("Conv", "ConvTranspose")
+SCHEME = f"{QUANTISED_OPS} but the output layer"  # part of the cache key: a change of scheme quantises again
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,7 @@ def last_convolution(model_path: Path) -> list[str]:
     """The name of the graph's last convolution, the output layer (its error reaches the pixels undamped)."""
     import onnx
 
-    convolutions = [node.name for node in onnx.load(str(model_path)).graph.node if node.op_type in ("Conv", "ConvTranspose")]
+    convolutions = [node.name for node in onnx.load(str(model_path)).graph.node if node.op_type in CONVOLUTIONS]
     return convolutions[-1:]
 
 
