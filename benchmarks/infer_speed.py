@@ -4,9 +4,10 @@
     python benchmarks/infer_speed.py --quick
     python benchmarks/infer_speed.py --variants fp32 --onnxruntime   # PyTorch against onnxruntime
     python benchmarks/infer_speed.py --variants fp32 --compile       # and against test.py --compile
+    python benchmarks/infer_speed.py --variants fp32 --winograd      # and against test.py --winograd
     python benchmarks/infer_speed.py --variants fp32 --onnxruntime --int8 --batch_sizes 4   # and int8 (CPU)
     python benchmarks/infer_speed.py --device cuda --batch_sizes 1,8
-    python benchmarks/infer_speed.py --variants fp32 --compile --onnxruntime --int8 --photos \\
+    python benchmarks/infer_speed.py --variants fp32 --compile --winograd --onnxruntime --int8 --photos \\
         --weights checkpoints/NAME/latest_net_G_A.pth --reference_checkout ../pytorch-CycleGAN-and-pix2pix
 
 Network figures are for batches of the folder's first images (no I/O timed): images per second (median of
@@ -23,8 +24,9 @@ row runs twice, on the first `--images_small` and on all `--images` images of th
 steady rate (images_large - images_small) / (t_large - t_small), which leaves out start-up (imports, building the
 model, loading the weights, torch.compile's compilation, loading the ONNX or int8 file) the same way for every
 row, next to the whole-process rate of the large run (start-up included). Backends: eager PyTorch, test.py
---compile (--compile), --backend onnxruntime (--onnxruntime; the ONNX file exported first, untimed) and --backend
-onnxruntime_int8 (--int8; quantised first in one untimed run, as its cache would be).
+--compile (--compile), test.py --winograd (--winograd), --backend onnxruntime
+(--onnxruntime; the ONNX file exported first, untimed) and --backend onnxruntime_int8 (--int8; quantised first in
+one untimed run, as its cache would be).
 
 With `--reference_checkout PATH` (a checkout of pytorch-CycleGAN-and-pix2pix) the reference's own test.py
 translates the same folder with the same weights (written as `latest_net_G.pth`, which its `--model test`
@@ -45,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import hashlib
 import io
 import json
@@ -150,8 +153,10 @@ def state_digest(state: dict[str, torch.Tensor]) -> str:
 
 ONNXRUNTIME = "onnxruntime"  # an extra variant: the generator exported to ONNX and run by onnxruntime (CPU)
 INT8 = "onnxruntime_int8"  # an extra variant: the generator quantised to int8 (static QDQ) and run by onnxruntime
-EXTRA_VARIANTS = {"compile": ["--compile"]}  # test.py --compile: torch.compile with the weights frozen
-E2E_BACKENDS = {"fp32": ["--backend", "torch"], "compile": ["--backend", "torch", "--compile"],
+# extra variants: test.py --compile (torch.compile with the weights frozen) and --winograd (networks/winograd.py)
+EXTRA_VARIANTS = {"compile": ["--compile"], "winograd": ["--winograd"]}
+E2E_BACKENDS = {"fp32": ["--backend", "torch"], **{name: ["--backend", "torch", *flags]
+                                                    for name, flags in EXTRA_VARIANTS.items()},
                 ONNXRUNTIME: ["--backend", ONNXRUNTIME], INT8: ["--backend", INT8]}  # end-to-end rows: test.py flags
 
 
@@ -318,10 +323,15 @@ def network_child(name: str, variant: str, batch: int, args: argparse.Namespace)
 
 def eager_fp32_output(model, batch: torch.Tensor) -> torch.Tensor:
     """The plain PyTorch network's fp32 output for `batch` (what every variant is compared with)."""
+    from networks.winograd import WinogradConv2d, convert_to_direct
     from util.runtime import unwrap
 
+    net = unwrap(model.netG)
+    if any(isinstance(m, WinogradConv2d) for m in net.modules()):  # --winograd: compared with the direct convolutions
+        net = copy.deepcopy(net)
+        convert_to_direct(net)
     with torch.no_grad():
-        return unwrap(model.netG).float()(batch.float().to(model.device)).cpu()
+        return net.float()(batch.float().to(model.device)).cpu()
 
 
 # -- the end-to-end rows: test.py (i2i's, and the reference's) in fresh processes --------------------------------
@@ -614,6 +624,8 @@ def main() -> None:
                         "(test.py --backend onnxruntime_int8; CPU)")
     parser.add_argument("--compile", action="store_true", help="also time test.py --compile (torch.compile, the "
                         "weights frozen; compilation is in the untimed warm-up, and in start-up end to end)")
+    parser.add_argument("--winograd", action="store_true", help="also time test.py --winograd (the ResNet "
+                        "blocks' 3x3 convolutions by Winograd's F(4x4, 3x3))")
     parser.add_argument("--loader_workers", type=int, default=0, help="test.py --num_threads in the end-to-end rows")
     parser.add_argument("--reference_checkout", default=None, metavar="PATH", help="a checkout of "
                         "pytorch-CycleGAN-and-pix2pix: also time its own test.py end to end on the same folder and "
@@ -641,6 +653,9 @@ def main() -> None:
     if args.compile:
         variants.append("compile")
         backends.append("compile")
+    if args.winograd:
+        variants.append("winograd")
+        backends.append("winograd")
     if args.onnxruntime and args.device == "cpu":
         variants.append(ONNXRUNTIME)
         backends.append(ONNXRUNTIME)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from util.errors import I2IError
 from util.option_types import number
 from util.saved_options import ARCHITECTURE, read_saved_options
 
@@ -37,6 +38,9 @@ class TestOptions(BaseOptions):
         add("--tile_overlap", type=number(int, at_least=0), default=32, help="pixels shared by neighbouring tiles, blended linearly")
         add("--tile_stat_passes", type=number(int, at_least=0), default=2,
             help="passes over the tiles that gather whole-image statistics for instance-norm layers")
+        add("--winograd", action="store_true",
+            help="torch backend: 3x3 convolutions of 256+ channels (the ResNet blocks) by Winograd's F(4x4, 3x3), a "
+            "quarter of their multiplications, output within about 1e-5; eager only (--compile keeps its own)")
         # --load_size follows --crop_size at test time (finalize).
         parser.set_defaults(model="test", load_size=None)
         return parser
@@ -48,6 +52,15 @@ class TestOptions(BaseOptions):
         opt.serial_batches = True
         opt.no_flip = True
         opt.display_id = -1
+
+    def check(self, opt: argparse.Namespace) -> None:
+        super().check(opt)
+        if opt.winograd and opt.backend != "torch":
+            raise I2IError(f"--winograd applies to the PyTorch networks; --backend {opt.backend} runs its own kernels. "
+                           "Drop one of the two.")
+        if opt.winograd and opt.amp:
+            raise I2IError("--winograd computes in float32 (its transforms lose too much in 16 bits); drop --amp or "
+                           "--winograd.")
 
     def gather_options(self, argv: list[str]) -> argparse.Namespace:
         """Parse as usual, then default the architecture options to those the run was trained with."""

@@ -1,0 +1,144 @@
+"""3x3 convolutions by Winograd's minimal filtering F(4x4, 3x3) (test.py `--winograd`).
+
+Each 6x6 tile d of the input gives a 4x4 tile of the output, Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A (Lavin and Gray, "Fast
+Algorithms for Convolutional Neural Networks", 2016). Summed over the input channels, the 36 element-wise products
+are 36 matrix products (tiles x C_in) @ (C_in x C_out): 36 multiplications per 4x4 outputs and input channel where
+the direct convolution needs 144, a quarter of the FLOPs, for the price of the transforms (memory-bound) and an
+error about 30 times the direct convolution's float32 rounding (relative 1e-5; 1e-5 at the output of a trained
+resnet_9blocks, a thousandth of a grey level).
+
+It pays where the matrix products are large: the residual blocks of the ResNet generators (256 channels at a quarter
+of the resolution, 88 % of resnet_9blocks' FLOPs). The transforms are matrix products with Bᵀ ⊗ Bᵀ and Aᵀ ⊗ Aᵀ
+over the gathered tiles (memory-bound, about a third of the time). Measured on a 2-core AVX-512 EPYC, one
+256-channel 3x3 convolution at 64 x 64: direct (oneDNN) 24-25 ms, F(4x4, 3x3) 17-22 ms eagerly; 128 channels at
+128 x 128: level at best; 64 channels at 256 x 256: two to three times slower, hence `MIN_CHANNELS`. resnet_9blocks
+at 256 px, batch 1: 1.64-1.66 img/s direct, 1.84-1.90 with the swap (benchmarks/infer_speed.py; docs/scaling.md).
+
+Under torch.compile the layer runs the direct convolution: the compiled graph of these matrix products measured
+slower than the compiler's own convolutions (1.40 against 1.94 img/s). Written as explicit sums the compiler fuses
+the transforms into its loops and reached 0.31 s per image against 0.50, but compiling took six minutes.
+
+`convert_to_winograd` swaps the eligible `nn.Conv2d`s of a network in place for `WinogradConv2d`s that hold the
+same `weight` and `bias` parameters under the same names, so state_dicts load and save unchanged.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+TILE = 4  # output tile side: F(4x4, 3x3)
+WINDOW = TILE + 2  # input tile side
+B_T = torch.tensor([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+                    [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], dtype=torch.float64)
+G = torch.tensor([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+                  [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], dtype=torch.float64)
+A_T = torch.tensor([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
+                   dtype=torch.float64)
+# Both sides of a tile at once: vec(Bᵀ d B) = (Bᵀ ⊗ Bᵀ) vec(d), and the same for Aᵀ
+B_T_2D, A_T_2D = torch.kron(B_T, B_T), torch.kron(A_T, A_T)
+MIN_CHANNELS = 256  # input and output channels below which the direct convolution is as fast or faster (above)
+
+
+def transform_weight(weight: torch.Tensor) -> torch.Tensor:
+    """G g Gᵀ of each (output, input) 3x3 kernel, as 36 matrices C_in x C_out (computed in float64)."""
+    g = G.to(weight.device)
+    u = torch.einsum("ik,ockl,jl->ijco", g, weight.to(torch.float64), g)
+    return u.reshape(WINDOW * WINDOW, weight.shape[1], weight.shape[0]).to(weight.dtype)
+
+
+def transform_input(x: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    """Bᵀ d B of every 6x6 tile d (stride 4) of `x` (N, C, 4 rows + 2, 4 cols + 2): 36 matrices (N rows cols) x C,
+    as one matrix product with Bᵀ ⊗ Bᵀ over the gathered tiles."""
+    tiles = x.unfold(2, WINDOW, TILE).unfold(3, WINDOW, TILE)  # N, C, rows, cols, 6, 6 (a view)
+    tiles = tiles.permute(4, 5, 0, 2, 3, 1).reshape(WINDOW * WINDOW, -1)
+    return (B_T_2D.to(x) @ tiles).view(WINDOW * WINDOW, -1, x.shape[1])
+
+
+def transform_output(m: torch.Tensor, batch: int, rows: int, cols: int) -> torch.Tensor:
+    """Aᵀ M A of the 36 products (36, N rows cols, C_out), as one matrix product with Aᵀ ⊗ Aᵀ: the output,
+    N x C_out x 4 rows x 4 cols."""
+    y = (A_T_2D.to(m) @ m.reshape(WINDOW * WINDOW, -1)).view(TILE, TILE, batch, rows, cols, m.shape[-1])
+    return y.permute(2, 5, 3, 0, 4, 1).reshape(batch, m.shape[-1], TILE * rows, TILE * cols)
+
+
+def winograd_conv3x3(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """The 3x3 convolution (stride 1, no padding) of `x` with the kernels `u` = transform_weight(weight)."""
+    batch, _, height, width = x.shape
+    out_h, out_w = height - 2, width - 2
+    rows, cols = -(-out_h // TILE), -(-out_w // TILE)
+    if (out_h, out_w) != (TILE * rows, TILE * cols):
+        # zeros below and to the right up to whole tiles: they reach only the outputs cropped off below
+        x = F.pad(x, (0, TILE * cols - out_w, 0, TILE * rows - out_h))
+    m = torch.bmm(transform_input(x, rows, cols), u)
+    y = transform_output(m, batch, rows, cols)[:, :, :out_h, :out_w]
+    return y if bias is None else y + bias.view(1, -1, 1, 1)
+
+
+class WinogradConv2d(nn.Module):
+    """An eligible `nn.Conv2d` (see `eligible`) computed by F(4x4, 3x3); the same parameters under the same names.
+
+    The transformed kernels are cached for calls without autograd and recomputed when the weights change (a
+    state_dict loaded after the swap). Under torch.compile it is the direct convolution."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        if not eligible(conv, min_channels=1):
+            raise ValueError(f"not a 3x3, stride 1, ungrouped, zero-padded convolution: {conv}")
+        self.weight, self.bias = conv.weight, conv.bias
+        self.padding = conv.padding
+        self._cached: tuple[tuple, torch.Tensor] | None = None
+
+    def transformed_weight(self) -> torch.Tensor:
+        if torch.is_grad_enabled() and self.weight.requires_grad:
+            return transform_weight(self.weight)
+        key = (self.weight.data_ptr(), self.weight._version, self.weight.dtype, self.weight.device)
+        if self._cached is None or self._cached[0] != key:
+            with torch.no_grad():
+                self._cached = (key, transform_weight(self.weight))
+        return self._cached[1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.compiler.is_compiling():  # the compiler's own convolution is faster (see the module docstring)
+            return F.conv2d(x, self.weight, self.bias, padding=self.padding)
+        pad_h, pad_w = self.padding
+        if pad_h or pad_w:
+            x = F.pad(x, (pad_w, pad_w, pad_h, pad_h))
+        return winograd_conv3x3(x, self.transformed_weight(), self.bias)
+
+    def extra_repr(self) -> str:
+        channels = f"{self.weight.shape[1]}, {self.weight.shape[0]}"
+        return f"{channels}, kernel_size=(3, 3), padding={self.padding}, F(4x4, 3x3)"
+
+
+def eligible(module: nn.Module, min_channels: int = MIN_CHANNELS) -> bool:
+    """A plain 3x3 convolution (stride 1, no dilation, no groups, zero padding) with at least `min_channels` in and
+    out."""
+    return (type(module) is nn.Conv2d and module.kernel_size == (3, 3) and module.stride == (1, 1)
+            and module.dilation == (1, 1) and module.groups == 1 and module.padding_mode == "zeros"
+            and isinstance(module.padding, tuple)
+            and min(module.in_channels, module.out_channels) >= min_channels)
+
+
+def convert_to_winograd(net: nn.Module, min_channels: int = MIN_CHANNELS) -> int:
+    """Swap every eligible convolution of `net` for a `WinogradConv2d`, in place; returns how many."""
+    swaps = [(parent, name, child) for parent in net.modules() for name, child in parent.named_children()
+             if eligible(child, min_channels)]
+    for parent, name, child in swaps:
+        setattr(parent, name, WinogradConv2d(child))
+    return len(swaps)
+
+
+def convert_to_direct(net: nn.Module) -> int:
+    """Undo `convert_to_winograd`: every `WinogradConv2d` of `net` back to an `nn.Conv2d` with the same parameters;
+    returns how many (the plain network's output, e.g. to measure the error against)."""
+    swaps = [(parent, name, child) for parent in net.modules() for name, child in parent.named_children()
+             if isinstance(child, WinogradConv2d)]
+    for parent, name, child in swaps:
+        out_channels, in_channels = child.weight.shape[:2]
+        conv = nn.Conv2d(in_channels, out_channels, 3, padding=child.padding, bias=child.bias is not None,
+                         device=child.weight.device, dtype=child.weight.dtype)
+        conv.weight, conv.bias = child.weight, child.bias
+        setattr(parent, name, conv)
+    return len(swaps)
