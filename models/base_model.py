@@ -18,7 +18,7 @@ from torch import nn
 
 from networks import build_discriminator, build_generator
 from networks.activation_checkpointing import CheckpointableBlock, set_activation_checkpointing
-from networks.winograd import MIN_CHANNELS, convert_to_winograd
+from networks.winograd import use_winograd
 from util import collectives, precision, runtime
 from util.cli import write_line
 from util.errors import I2IError
@@ -101,9 +101,8 @@ class BaseModel(CheckpointMixin, ABC):
         opt = self.opt
         if self.isTrain and opt.checkpoint_activations:
             set_activation_checkpointing(net)  # a plain attribute per block: the state_dict keys stay the same
-        if not self.isTrain and getattr(opt, "winograd", False) and not convert_to_winograd(net):
-            warnings.warn(f"--winograd: {type(net).__name__} has no 3x3 convolution of {MIN_CHANNELS}+ channels "
-                          "(the ResNet generators' blocks have), so it runs as without the flag.", stacklevel=2)
+        if not self.isTrain and getattr(opt, "winograd", False):
+            use_winograd(net)
         return runtime.prepare_network(net.to(self.device), self.device, sync_bn=self.isTrain and opt.sync_bn,
                                        channels_last=opt.channels_last, compile=opt.compile, training=self.isTrain,
                                        device_ids=self.gpu_ids)

@@ -24,6 +24,8 @@ same `weight` and `bias` parameters under the same names, so state_dicts load an
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -128,6 +130,13 @@ def convert_to_winograd(net: nn.Module, min_channels: int = MIN_CHANNELS) -> int
     for parent, name, child in swaps:
         setattr(parent, name, WinogradConv2d(child))
     return len(swaps)
+
+
+def use_winograd(net: nn.Module) -> None:
+    """test.py --winograd: `convert_to_winograd`, with a warning where `net` has nothing to swap."""
+    if not convert_to_winograd(net):
+        warnings.warn(f"--winograd: {type(net).__name__} has no 3x3 convolution of {MIN_CHANNELS}+ channels (the "
+                      "ResNet generators' blocks have), so it runs as without the flag.", stacklevel=3)
 
 
 def convert_to_direct(net: nn.Module) -> int:

@@ -110,8 +110,7 @@ def test_test_py_winograd_gives_the_plain_outputs_within_one_level(tmp_path, mon
     import models.base_model
 
     swapped = []
-    monkeypatch.setattr(models.base_model, "convert_to_winograd",
-                        lambda net: swapped.append(convert_to_winograd(net)) or swapped[-1])
+    monkeypatch.setattr(models.base_model, "use_winograd", lambda net: swapped.append(convert_to_winograd(net)))
     run_folder(tmp_path)
     test = load_script("test")
     test.main(argv_of(tmp_path, "plain"))
@@ -124,6 +123,13 @@ def test_test_py_winograd_gives_the_plain_outputs_within_one_level(tmp_path, mon
     for a, b in zip(plain, fast, strict=True):
         diff = np.abs(np.asarray(Image.open(a), dtype=int) - np.asarray(Image.open(b), dtype=int))
         assert diff.max() <= 1
+
+
+def test_a_network_with_nothing_to_swap_warns():
+    from networks.winograd import use_winograd
+
+    with pytest.warns(UserWarning, match="no 3x3 convolution of 256"):
+        use_winograd(build_generator("unet_128", 3, 3, 64, norm="batch"))
 
 
 @pytest.mark.parametrize("extra, named", [(["--backend", "onnxruntime"], "--backend onnxruntime"),
