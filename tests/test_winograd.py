@@ -142,7 +142,7 @@ def test_winograd_with_another_backend_or_amp_is_one_clear_message(tmp_path, ext
 
 
 @pytest.mark.slow
-def test_under_compile_the_layer_is_the_direct_convolution(monkeypatch):
+def test_under_compile_the_layer_is_the_direct_convolution():
     """test.py --winograd --compile: the compiled graph keeps the compiler's convolutions (faster there)."""
     import shutil
 
@@ -154,14 +154,17 @@ def test_under_compile_the_layer_is_the_direct_convolution(monkeypatch):
 
     if not shutil.which("g++") and not shutil.which("c++"):
         pytest.skip("no C++ compiler: torch.compile cannot run on the CPU here")
-    monkeypatch.setattr(inductor_config, "freezing", False)
     torch.manual_seed(0)
     net = ResnetGenerator(3, 3, 64, norm_layer=get_norm_layer("instance"), n_blocks=1).eval()  # compiles faster
     x = torch.rand(1, 3, 32, 32) * 2 - 1
-    with torch.no_grad():
-        expected = net(x)
-        assert convert_to_winograd(net) == 2
-        eager = net(x)
-        compiled = runtime.prepare_network(net, torch.device("cpu"), compile=True, training=False)(x)
+    freezing = getattr(inductor_config, "freezing", False)  # prepare_network sets it for inference
+    try:
+        with torch.no_grad():
+            expected = net(x)
+            assert convert_to_winograd(net) == 2
+            eager = net(x)
+            compiled = runtime.prepare_network(net, torch.device("cpu"), compile=True, training=False)(x)
+    finally:
+        inductor_config.freezing = freezing
     torch.testing.assert_close(compiled, expected, rtol=0, atol=1e-4)
     assert (compiled - expected).abs().max() < (eager - expected).abs().max()  # not the F(4x4, 3x3) rounding
