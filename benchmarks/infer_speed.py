@@ -287,7 +287,7 @@ def network_child(name: str, variant: str, batch: int, args: argparse.Namespace)
 
         peak = common.ConvPeak(device, backward=False, amp="amp" in variant, channels_last="channels_last" in variant)
         weights = state_digest(unwrap(model.netG).state_dict())
-        fp32 = torch.cat([eager_fp32_output(model, chunk) for chunk in inputs.split(batch)])
+        fp32 = eager_fp32_output(model, inputs, batch)
         step()
         flops = common.count_flops(step)
         if variant == ONNXRUNTIME:
@@ -321,17 +321,16 @@ def network_child(name: str, variant: str, batch: int, args: argparse.Namespace)
     return record
 
 
-def eager_fp32_output(model, batch: torch.Tensor) -> torch.Tensor:
-    """The plain PyTorch network's fp32 output for `batch` (what every variant is compared with)."""
-    from networks.winograd import WinogradConv2d, convert_to_direct
+def eager_fp32_output(model, inputs: torch.Tensor, batch: int | None = None) -> torch.Tensor:
+    """The plain PyTorch network's fp32 output for `inputs`, in batches of `batch` (what every variant is compared
+    with; with --winograd, a copy of the network with the direct convolutions)."""
+    from networks.winograd import convert_to_direct
     from util.runtime import unwrap
 
-    net = unwrap(model.netG)
-    if any(isinstance(m, WinogradConv2d) for m in net.modules()):  # --winograd: compared with the direct convolutions
-        net = copy.deepcopy(net)
-        convert_to_direct(net)
+    net = copy.deepcopy(unwrap(model.netG)).float()
+    convert_to_direct(net)
     with torch.no_grad():
-        return net.float()(batch.float().to(model.device)).cpu()
+        return torch.cat([net(chunk.float().to(model.device)).cpu() for chunk in inputs.split(batch or len(inputs))])
 
 
 # -- the end-to-end rows: test.py (i2i's, and the reference's) in fresh processes --------------------------------

@@ -25,6 +25,8 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from util.runtime import replace_modules
+
 from .sizing import pad_to_multiple, size_multiple
 
 
@@ -77,17 +79,9 @@ def _per_instance(module: nn.Module) -> bool:
 @contextlib.contextmanager
 def global_norms(net: nn.Module) -> Iterator[list[_GlobalNorm]]:
     """Swap `net`'s per-instance norm layers for `_GlobalNorm`s for the duration of the block."""
-    swapped: list[tuple[nn.Module, str, nn.Module]] = []
-    stand_ins: list[_GlobalNorm] = []
-    for parent in list(net.modules()):
-        for name, child in list(parent.named_children()):
-            if _per_instance(child):
-                stand_in = _GlobalNorm(child)
-                setattr(parent, name, stand_in)
-                swapped.append((parent, name, child))
-                stand_ins.append(stand_in)
+    swapped = replace_modules(net, _per_instance, _GlobalNorm)
     try:
-        yield stand_ins
+        yield [getattr(parent, name) for parent, name, _ in swapped]
     finally:
         for parent, name, child in swapped:
             setattr(parent, name, child)

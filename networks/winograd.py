@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from util.runtime import replace_modules
+
 TILE = 4  # output tile side: F(4x4, 3x3)
 WINDOW = TILE + 2  # input tile side
 B_T = torch.tensor([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
@@ -125,11 +127,7 @@ def eligible(module: nn.Module, min_channels: int = MIN_CHANNELS) -> bool:
 
 def convert_to_winograd(net: nn.Module, min_channels: int = MIN_CHANNELS) -> int:
     """Swap every eligible convolution of `net` for a `WinogradConv2d`, in place; returns how many."""
-    swaps = [(parent, name, child) for parent in net.modules() for name, child in parent.named_children()
-             if eligible(child, min_channels)]
-    for parent, name, child in swaps:
-        setattr(parent, name, WinogradConv2d(child))
-    return len(swaps)
+    return len(replace_modules(net, lambda module: eligible(module, min_channels), WinogradConv2d))
 
 
 def use_winograd(net: nn.Module) -> None:
@@ -142,12 +140,12 @@ def use_winograd(net: nn.Module) -> None:
 def convert_to_direct(net: nn.Module) -> int:
     """Undo `convert_to_winograd`: every `WinogradConv2d` of `net` back to an `nn.Conv2d` with the same parameters;
     returns how many (the plain network's output, e.g. to measure the error against)."""
-    swaps = [(parent, name, child) for parent in net.modules() for name, child in parent.named_children()
-             if isinstance(child, WinogradConv2d)]
-    for parent, name, child in swaps:
-        out_channels, in_channels = child.weight.shape[:2]
-        conv = nn.Conv2d(in_channels, out_channels, 3, padding=child.padding, bias=child.bias is not None,
-                         device=child.weight.device, dtype=child.weight.dtype)
-        conv.weight, conv.bias = child.weight, child.bias
-        setattr(parent, name, conv)
-    return len(swaps)
+    return len(replace_modules(net, lambda module: isinstance(module, WinogradConv2d), direct_convolution))
+
+
+def direct_convolution(layer: WinogradConv2d) -> nn.Conv2d:
+    out_channels, in_channels = layer.weight.shape[:2]
+    conv = nn.Conv2d(in_channels, out_channels, 3, padding=layer.padding, bias=layer.bias is not None,
+                     device=layer.weight.device, dtype=layer.weight.dtype)
+    conv.weight, conv.bias = layer.weight, layer.bias
+    return conv

@@ -2,14 +2,15 @@
 
 TF32 and cuDNN autotuning, `--channels_last`, `DataParallel` over several `--gpu_ids`, `--compile`, `--sync_bn`
 and Adam's fused kernel (`--optimizer_impl`); each is chosen by an option, and docs/scaling.md ("Fast paths")
-has what it does and what it measured.
+has what it does and what it measured. Also: the plain network inside a wrapper (`unwrap`) and swapping a network's
+layers in place (`replace_modules`).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -132,3 +133,14 @@ def unwrap(net: nn.Module) -> nn.Module:
     if isinstance(net, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
         net = net.module
     return getattr(net, "_orig_mod", net)
+
+
+def replace_modules(net: nn.Module, select: Callable[[nn.Module], bool],
+                    make: Callable[[nn.Module], nn.Module]) -> list[tuple[nn.Module, str, nn.Module]]:
+    """Swap, in place, every submodule of `net` that `select` picks for `make(it)`; returns (parent, attribute name,
+    the module replaced) for each, so a caller can put them back. The modules are picked before any is swapped."""
+    picked = [(parent, name, child) for parent in net.modules() for name, child in parent.named_children()
+              if select(child)]
+    for parent, name, child in picked:
+        setattr(parent, name, make(child))
+    return picked
