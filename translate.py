@@ -4,6 +4,7 @@
     python translate.py ./my_images --name maps_cyclegan --output out/  # every image in the folder
     python translate.py big.tif --name maps_cyclegan --tile 512         # very large images, tile by tile
     python translate.py ./my_images --name maps_cyclegan --backend onnxruntime_int8   # int8 on the CPU
+    python translate.py ./my_images --name maps_cyclegan --fast_convs  # faster float convolutions on the CPU
 
 The architecture comes from checkpoints/NAME/train_opt.json; results keep each input's size. In Python:
 `from inference import load_translator` (see the README).
@@ -52,6 +53,8 @@ def make_parser() -> argparse.ArgumentParser:
         "trainB for G_B)")
     add("--calibration_images", type=number(int, at_least=1), default=32,
         help="onnxruntime_int8: how many calibration images (the first, sorted)")
+    add("--fast_convs", action="store_true", help="torch backend on the CPU: the ResNets' slowest convolutions by "
+        "faster algorithms (Winograd's F(4x4, 3x3), kernel rows), same weights, output within about 1e-5")
     return parser
 
 
@@ -64,7 +67,8 @@ def main(argv: list[str] | None = None) -> list[Path]:
     translator = load_translator(folder, epoch=args.epoch, generator=args.generator,
                                  device=f"cuda:{gpu_ids[0]}" if gpu_ids else "cpu", tile=args.tile,
                                  tile_overlap=args.tile_overlap, backend=args.backend,
-                                 calibration_dir=args.calibration_dir, calibration_images=args.calibration_images)
+                                 calibration_dir=args.calibration_dir, calibration_images=args.calibration_images,
+                                 fast_convs=args.fast_convs)
     source = Path(args.input)
     if source.is_file():
         files = [source]

@@ -4,10 +4,10 @@
     python benchmarks/infer_speed.py --quick
     python benchmarks/infer_speed.py --variants fp32 --onnxruntime   # PyTorch against onnxruntime
     python benchmarks/infer_speed.py --variants fp32 --compile       # and against test.py --compile
-    python benchmarks/infer_speed.py --variants fp32 --winograd      # and against test.py --winograd
+    python benchmarks/infer_speed.py --variants fp32 --fast_convs    # and against test.py --fast_convs
     python benchmarks/infer_speed.py --variants fp32 --onnxruntime --int8 --batch_sizes 4   # and int8 (CPU)
     python benchmarks/infer_speed.py --device cuda --batch_sizes 1,8
-    python benchmarks/infer_speed.py --variants fp32 --compile --winograd --onnxruntime --int8 --photos \\
+    python benchmarks/infer_speed.py --variants fp32 --compile --fast_convs --onnxruntime --int8 --photos \\
         --weights checkpoints/NAME/latest_net_G_A.pth --reference_checkout ../pytorch-CycleGAN-and-pix2pix
 
 Network figures are for batches of the folder's first images (no I/O timed): images per second (median of
@@ -24,7 +24,8 @@ row runs twice, on the first `--images_small` and on all `--images` images of th
 steady rate (images_large - images_small) / (t_large - t_small), which leaves out start-up (imports, building the
 model, loading the weights, torch.compile's compilation, loading the ONNX or int8 file) the same way for every
 row, next to the whole-process rate of the large run (start-up included). Backends: eager PyTorch, test.py
---compile (--compile), test.py --winograd (--winograd), --backend onnxruntime
+--compile (--compile), test.py --fast_convs (--fast_convs; with --compile too, also both flags together),
+--backend onnxruntime
 (--onnxruntime; the ONNX file exported first, untimed) and --backend onnxruntime_int8 (--int8; quantised first in
 one untimed run, as its cache would be).
 
@@ -153,8 +154,9 @@ def state_digest(state: dict[str, torch.Tensor]) -> str:
 
 ONNXRUNTIME = "onnxruntime"  # an extra variant: the generator exported to ONNX and run by onnxruntime (CPU)
 INT8 = "onnxruntime_int8"  # an extra variant: the generator quantised to int8 (static QDQ) and run by onnxruntime
-# extra variants: test.py --compile (torch.compile with the weights frozen) and --winograd (networks/winograd.py)
-EXTRA_VARIANTS = {"compile": ["--compile"], "winograd": ["--winograd"]}
+# extra variants: test.py --compile (torch.compile with the weights frozen) and --fast_convs (networks/fast_convs.py)
+EXTRA_VARIANTS = {"compile": ["--compile"], "fast_convs": ["--fast_convs"],
+                  "compile+fast_convs": ["--compile", "--fast_convs"]}
 E2E_BACKENDS = {"fp32": ["--backend", "torch"], **{name: ["--backend", "torch", *flags]
                                                     for name, flags in EXTRA_VARIANTS.items()},
                 ONNXRUNTIME: ["--backend", ONNXRUNTIME], INT8: ["--backend", INT8]}  # end-to-end rows: test.py flags
@@ -287,9 +289,11 @@ def network_child(name: str, variant: str, batch: int, args: argparse.Namespace)
 
         peak = common.ConvPeak(device, backward=False, amp="amp" in variant, channels_last="channels_last" in variant)
         weights = state_digest(unwrap(model.netG).state_dict())
-        fp32 = eager_fp32_output(model, inputs, batch)
+        direct = direct_fp32_network(model)
+        fp32 = eager_fp32_output(direct, inputs, batch)
         step()
-        flops = common.count_flops(step)
+        with torch.no_grad():
+            flops = common.count_flops(lambda: direct(inputs[:batch].float().to(device)))
         if variant == ONNXRUNTIME:
             use_onnxruntime(model, tmp)  # the FLOPs stay those of the PyTorch network it was exported from
         if variant == INT8:  # calibrated on the calibration folder, scored on the images to translate
@@ -321,16 +325,22 @@ def network_child(name: str, variant: str, batch: int, args: argparse.Namespace)
     return record
 
 
-def eager_fp32_output(model, inputs: torch.Tensor, batch: int | None = None) -> torch.Tensor:
-    """The plain PyTorch network's fp32 output for `inputs`, in batches of `batch` (what every variant is compared
-    with; with --winograd, a copy of the network with the direct convolutions)."""
-    from networks.winograd import convert_to_direct
+def direct_fp32_network(model) -> torch.nn.Module:
+    """A float32 copy of the model's plain PyTorch generator, with --fast_convs' layers back to direct convolutions:
+    what every variant's output is compared with, and whose FLOPs every row counts (Winograd's are fewer)."""
+    from networks.fast_convs import convert_to_direct
     from util.runtime import unwrap
 
     net = copy.deepcopy(unwrap(model.netG)).float()
     convert_to_direct(net)
+    return net
+
+
+def eager_fp32_output(net: torch.nn.Module, inputs: torch.Tensor, batch: int | None = None) -> torch.Tensor:
+    """`net`'s output for `inputs`, in batches of `batch`."""
+    device = next(net.parameters()).device
     with torch.no_grad():
-        return torch.cat([net(chunk.float().to(model.device)).cpu() for chunk in inputs.split(batch or len(inputs))])
+        return torch.cat([net(chunk.float().to(device)).cpu() for chunk in inputs.split(batch or len(inputs))])
 
 
 # -- the end-to-end rows: test.py (i2i's, and the reference's) in fresh processes --------------------------------
@@ -377,7 +387,7 @@ def prepare_end_to_end(config: str, args: argparse.Namespace, backends: list[str
     torch.save(state, checkpoints / "latest_net_G.pth")
     shutil.copyfile(checkpoints / "latest_net_G.pth", reference_checkpoints / "latest_net_G.pth")
     arch = {"ngf": opt.ngf} | {flag: getattr(opt, flag) for flag in IDENTITY_STARTS}
-    expected = tensors2ims(eager_fp32_output(model, load_inputs(opt, images, CHECK_IMAGES)))
+    expected = tensors2ims(eager_fp32_output(direct_fp32_network(model), load_inputs(opt, images, CHECK_IMAGES)))
     setup = EndToEnd(config, work, opt.crop_size, arch, images, calibration, checkpoints.parent,
                      reference_checkpoints.parent, np.stack(expected), state_digest(state))
     if ONNXRUNTIME in backends:
@@ -623,8 +633,9 @@ def main() -> None:
                         "(test.py --backend onnxruntime_int8; CPU)")
     parser.add_argument("--compile", action="store_true", help="also time test.py --compile (torch.compile, the "
                         "weights frozen; compilation is in the untimed warm-up, and in start-up end to end)")
-    parser.add_argument("--winograd", action="store_true", help="also time test.py --winograd (the ResNet "
-                        "blocks' 3x3 convolutions by Winograd's F(4x4, 3x3))")
+    parser.add_argument("--fast_convs", action="store_true", help="also time test.py --fast_convs (the ResNet "
+                        "blocks' 3x3 convolutions by Winograd's F(4x4, 3x3), the last one by kernel rows), and with "
+                        "--compile both flags together")
     parser.add_argument("--loader_workers", type=int, default=0, help="test.py --num_threads in the end-to-end rows")
     parser.add_argument("--reference_checkout", default=None, metavar="PATH", help="a checkout of "
                         "pytorch-CycleGAN-and-pix2pix: also time its own test.py end to end on the same folder and "
@@ -652,9 +663,12 @@ def main() -> None:
     if args.compile:
         variants.append("compile")
         backends.append("compile")
-    if args.winograd:
-        variants.append("winograd")
-        backends.append("winograd")
+    if args.fast_convs:
+        variants.append("fast_convs")
+        backends.append("fast_convs")
+    if args.fast_convs and args.compile:
+        variants.append("compile+fast_convs")
+        backends.append("compile+fast_convs")
     if args.onnxruntime and args.device == "cpu":
         variants.append(ONNXRUNTIME)
         backends.append(ONNXRUNTIME)

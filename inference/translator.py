@@ -136,7 +136,7 @@ class Translator:
 def load_translator(checkpoint_dir: str | os.PathLike, *, epoch: str = "latest", generator: str | None = None,
                     device: str | torch.device = "cpu", tile: int = 0, tile_overlap: int = 32,
                     backend: str = "torch", calibration_dir: str | os.PathLike | None = None,
-                    calibration_images: int = 32) -> Translator:
+                    calibration_images: int = 32, fast_convs: bool = False) -> Translator:
     """A Translator for the generator saved in `checkpoint_dir`, built from the run's train_opt.json.
 
     generator -- which network file: "G" (pix2pix, --model test downloads), "G_A" or "G_B" (CycleGAN);
@@ -144,6 +144,7 @@ def load_translator(checkpoint_dir: str | os.PathLike, *, epoch: str = "latest",
     backend   -- "torch"; "onnxruntime": the file export.py wrote (`<epoch>_net_<generator>.onnx`);
                  "onnxruntime_int8": the weights quantised to int8 (`inference.int8`), calibrated on
                  `calibration_dir` (default: the run's `<dataroot>/trainA`, or trainB for a G_B).
+    fast_convs -- torch backend on the CPU: the slowest convolutions by faster algorithms (networks/fast_convs.py).
     """
     from util.checkpoint import existing_checkpoint
 
@@ -152,7 +153,14 @@ def load_translator(checkpoint_dir: str | os.PathLike, *, epoch: str = "latest",
         generator = "G" if existing_checkpoint(network_file(folder, epoch, "G")) else "G_A"
     if backend != "torch" and tile > 0:
         raise I2IError(f"--tile works with the torch backend only (not {backend}): drop --tile or the backend.")
+    if backend != "torch" and fast_convs:
+        raise I2IError(f"--fast_convs applies to the PyTorch networks; --backend {backend} runs its own kernels. "
+                       "Drop one of the two.")
     net, input_nc = load_generator(folder, epoch, generator)
+    if fast_convs:
+        from networks.fast_convs import use_fast_convs
+
+        use_fast_convs(net, torch.device(device))
     if backend == "onnxruntime":
         net = OnnxGenerator(network_file(folder, epoch, generator, ".onnx"), use_cuda=torch.device(device).type
                             == "cuda")

@@ -14,17 +14,17 @@ over the gathered tiles (memory-bound, about a third of the time). Measured on a
 128 x 128: level at best; 64 channels at 256 x 256: two to three times slower, hence `MIN_CHANNELS`. resnet_9blocks
 at 256 px, batch 1: 1.64-1.66 img/s direct, 1.84-1.90 with the swap (benchmarks/infer_speed.py; docs/scaling.md).
 
-Under torch.compile the layer runs the direct convolution: the compiled graph of these matrix products measured
-slower than the compiler's own convolutions (1.40 against 1.94 img/s). Written as explicit sums the compiler fuses
-the transforms into its loops and reached 0.31 s per image against 0.50, but compiling took six minutes.
+Under torch.compile the layer is one opaque operator (`i2i::winograd_conv3x3`, PyTorch 2.4+) between the compiled
+parts, which fuse the norms and activations around it; with older PyTorch, or with gradients, it is the direct
+convolution there. Written out for the compiler instead, the matrix products measured slower than its own
+convolutions (1.40 against 1.94 img/s), and explicit sums compiled for six minutes.
 
 `convert_to_winograd` swaps the eligible `nn.Conv2d`s of a network in place for `WinogradConv2d`s that hold the
-same `weight` and `bias` parameters under the same names, so state_dicts load and save unchanged.
+same `weight` and `bias` parameters under the same names, so state_dicts load and save unchanged
+(networks/fast_convs.py applies it with test.py `--fast_convs`).
 """
 
 from __future__ import annotations
-
-import warnings
 
 import torch
 import torch.nn.functional as F
@@ -77,14 +77,33 @@ def winograd_conv3x3(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None
         x = F.pad(x, (0, TILE * cols - out_w, 0, TILE * rows - out_h))
     m = torch.bmm(transform_input(x, rows, cols), u)
     y = transform_output(m, batch, rows, cols)[:, :, :out_h, :out_w]
-    return y if bias is None else y + bias.view(1, -1, 1, 1)
+    return y.contiguous() if bias is None else y + bias.view(1, -1, 1, 1)
+
+
+def _register_operator():
+    """`winograd_conv3x3` as an operator torch.compile calls as it is (PyTorch 2.4+; None before)."""
+    if not hasattr(torch.library, "custom_op"):
+        return None
+
+    def run(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        return winograd_conv3x3(x, u, bias)
+
+    def output_like(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        return x.new_empty(x.shape[0], u.shape[2], x.shape[2] - 2, x.shape[3] - 2)
+
+    operator = torch.library.custom_op("i2i::winograd_conv3x3", run, mutates_args=())
+    operator.register_fake(output_like)
+    return operator
+
+
+winograd_operator = _register_operator()
 
 
 class WinogradConv2d(nn.Module):
     """An eligible `nn.Conv2d` (see `eligible`) computed by F(4x4, 3x3); the same parameters under the same names.
 
-    The transformed kernels are cached for calls without autograd and recomputed when the weights change (a
-    state_dict loaded after the swap). Under torch.compile it is the direct convolution."""
+    The transformed kernels are kept in a buffer that is not saved (`transformed`), recomputed when the weights
+    change (in place or by a state_dict loaded after the swap); with autograd on they are computed in the graph."""
 
     def __init__(self, conv: nn.Conv2d) -> None:
         super().__init__()
@@ -92,21 +111,34 @@ class WinogradConv2d(nn.Module):
             raise ValueError(f"not a 3x3, stride 1, ungrouped, zero-padded convolution: {conv}")
         self.weight, self.bias = conv.weight, conv.bias
         self.padding = conv.padding
-        self._cached: tuple[tuple, torch.Tensor] | None = None
+        self.register_buffer("transformed", None, persistent=False)
+        self._transformed_from: tuple | None = None
+        self.register_load_state_dict_post_hook(lambda module, _keys: module.refresh())
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Transform the kernels again if the weights changed since the last time."""
+        weight = self.weight
+        source = (weight.data_ptr(), weight._version, weight.dtype, weight.device)
+        if source != self._transformed_from:
+            with torch.no_grad():
+                self.transformed = transform_weight(weight)
+            self._transformed_from = source
 
     def transformed_weight(self) -> torch.Tensor:
         if torch.is_grad_enabled() and self.weight.requires_grad:
             return transform_weight(self.weight)
-        key = (self.weight.data_ptr(), self.weight._version, self.weight.dtype, self.weight.device)
-        if self._cached is None or self._cached[0] != key:
-            with torch.no_grad():
-                self._cached = (key, transform_weight(self.weight))
-        return self._cached[1]
+        self.refresh()
+        return self.transformed
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.compiler.is_compiling():  # the compiler's own convolution is faster (see the module docstring)
-            return F.conv2d(x, self.weight, self.bias, padding=self.padding)
         pad_h, pad_w = self.padding
+        if torch.compiler.is_compiling():
+            if winograd_operator is None or (torch.is_grad_enabled() and self.weight.requires_grad):
+                return F.conv2d(x, self.weight, self.bias, padding=self.padding)
+            # the buffer as it was when compiled: test.py compiles after loading the weights (the hook refreshes it)
+            x = F.pad(x, (pad_w, pad_w, pad_h, pad_h))
+            return winograd_operator(x, self.transformed, self.bias)
         if pad_h or pad_w:
             x = F.pad(x, (pad_w, pad_w, pad_h, pad_h))
         return winograd_conv3x3(x, self.transformed_weight(), self.bias)
@@ -128,24 +160,3 @@ def eligible(module: nn.Module, min_channels: int = MIN_CHANNELS) -> bool:
 def convert_to_winograd(net: nn.Module, min_channels: int = MIN_CHANNELS) -> int:
     """Swap every eligible convolution of `net` for a `WinogradConv2d`, in place; returns how many."""
     return len(replace_modules(net, lambda module: eligible(module, min_channels), WinogradConv2d))
-
-
-def use_winograd(net: nn.Module) -> None:
-    """test.py --winograd: `convert_to_winograd`, with a warning where `net` has nothing to swap."""
-    if not convert_to_winograd(net):
-        warnings.warn(f"--winograd: {type(net).__name__} has no 3x3 convolution of {MIN_CHANNELS}+ channels (the "
-                      "ResNet generators' blocks have), so it runs as without the flag.", stacklevel=3)
-
-
-def convert_to_direct(net: nn.Module) -> int:
-    """Undo `convert_to_winograd`: every `WinogradConv2d` of `net` back to an `nn.Conv2d` with the same parameters;
-    returns how many (the plain network's output, e.g. to measure the error against)."""
-    return len(replace_modules(net, lambda module: isinstance(module, WinogradConv2d), direct_convolution))
-
-
-def direct_convolution(layer: WinogradConv2d) -> nn.Conv2d:
-    out_channels, in_channels = layer.weight.shape[:2]
-    conv = nn.Conv2d(in_channels, out_channels, 3, padding=layer.padding, bias=layer.bias is not None,
-                     device=layer.weight.device, dtype=layer.weight.dtype)
-    conv.weight, conv.bias = layer.weight, layer.bias
-    return conv

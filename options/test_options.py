@@ -38,9 +38,10 @@ class TestOptions(BaseOptions):
         add("--tile_overlap", type=number(int, at_least=0), default=32, help="pixels shared by neighbouring tiles, blended linearly")
         add("--tile_stat_passes", type=number(int, at_least=0), default=2,
             help="passes over the tiles that gather whole-image statistics for instance-norm layers")
-        add("--winograd", action="store_true",
-            help="torch backend: 3x3 convolutions of 256+ channels (the ResNet blocks) by Winograd's F(4x4, 3x3), a "
-            "quarter of their multiplications, output within about 1e-5; eager only (--compile keeps its own)")
+        add("--fast_convs", action="store_true",
+            help="torch backend on the CPU: the slowest convolutions by faster algorithms, same weights, output within "
+            "about 1e-5: 3x3 of 256+ channels (the ResNet blocks) by Winograd's F(4x4, 3x3), and a 5x5+ convolution to "
+            "at most 4 channels (the ResNets' last) by kernel rows; with or without --compile")
         # --load_size follows --crop_size at test time (finalize).
         parser.set_defaults(model="test", load_size=None)
         return parser
@@ -55,12 +56,12 @@ class TestOptions(BaseOptions):
 
     def check(self, opt: argparse.Namespace) -> None:
         super().check(opt)
-        if opt.winograd and opt.backend != "torch":
-            raise I2IError(f"--winograd applies to the PyTorch networks; --backend {opt.backend} runs its own kernels. "
-                           "Drop one of the two.")
-        if opt.winograd and opt.amp:
-            raise I2IError("--winograd computes in float32 (its transforms lose too much in 16 bits); drop --amp or "
-                           "--winograd.")
+        if opt.fast_convs and opt.backend != "torch":
+            raise I2IError(f"--fast_convs applies to the PyTorch networks; --backend {opt.backend} runs its own "
+                           "kernels. Drop one of the two.")
+        if opt.fast_convs and opt.amp:
+            raise I2IError("--fast_convs computes in float32 (Winograd's transforms lose too much in 16 bits); drop "
+                           "--amp or --fast_convs.")
 
     def gather_options(self, argv: list[str]) -> argparse.Namespace:
         """Parse as usual, then default the architecture options to those the run was trained with."""

@@ -136,7 +136,7 @@ TEST_DEFAULTS = {
     "tile": 0,
     "tile_overlap": 32,
     "tile_stat_passes": 2,
-    "winograd": False,
+    "fast_convs": False,
     "calibration_dir": None,  # --backend onnxruntime_int8 (inference/int8.py)
     "calibration_images": 32,
 }

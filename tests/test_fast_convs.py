@@ -1,4 +1,5 @@
-"""--winograd: 3x3 convolutions by F(4x4, 3x3), equal to the direct convolution up to rounding, same state_dicts."""
+"""test.py --fast_convs: Winograd's F(4x4, 3x3) and kernel rows, equal to the direct convolutions up to rounding,
+same state_dicts, eager and compiled."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from PIL import Image
 from torch import nn
 
 from networks import build_generator
-from networks.winograd import WinogradConv2d, convert_to_direct, convert_to_winograd, transform_weight, winograd_conv3x3
+from networks.fast_convs import KernelRowsConv2d, convert_to_direct, convert_to_fast, use_fast_convs
+from networks.winograd import WinogradConv2d, convert_to_winograd, transform_weight, winograd_conv3x3
 from tests.helpers import load_script, write_images
 from util.errors import I2IError
 
@@ -67,6 +69,10 @@ def test_cached_kernels_follow_weights_loaded_after_the_swap():
         fast(x)  # fills the cache
         conv.load_state_dict(other.state_dict())
         torch.testing.assert_close(fast(x), other(x), rtol=1e-4, atol=1e-4)
+        # loaded through the swapped layer itself (as test.py loads the whole network): the hook refreshes the buffer
+        fast.load_state_dict(nn.Conv2d(8, 8, 3).state_dict())
+        torch.testing.assert_close(fast.transformed, transform_weight(fast.weight))
+    assert list(fast.state_dict()) == ["weight", "bias"]  # the transformed kernels are not saved
 
 
 def test_a_resnet_swaps_its_block_convolutions_only_and_keeps_its_state_dict():
@@ -83,8 +89,32 @@ def test_a_resnet_swaps_its_block_convolutions_only_and_keeps_its_state_dict():
         assert not torch.equal(fast, expected)  # another algorithm: other rounding
         assert convert_to_direct(net) == 2 * 6 and list(net.state_dict()) == keys
         torch.testing.assert_close(net(x), expected, rtol=0, atol=0)
+        assert convert_to_fast(net) == 2 * 6 + 1  # and the last 7x7 convolution to RGB, by kernel rows
+        assert isinstance(net.model[-2], KernelRowsConv2d) and list(net.state_dict()) == keys
+        torch.testing.assert_close(net(x), expected, rtol=0, atol=1e-4)
+        assert convert_to_direct(net) == 2 * 6 + 1
+        torch.testing.assert_close(net(x), expected, rtol=0, atol=0)
     assert convert_to_winograd(build_generator("unet_128", 3, 3, 64, norm="batch")) == 0  # 4x4 stride-2 convs
     assert convert_to_winograd(build_generator("resnet_6blocks", 3, 3, 8, norm="instance")) == 0  # 32 channels
+    assert convert_to_fast(build_generator("unet_128", 3, 3, 64, norm="batch")) == 0
+
+
+@pytest.mark.parametrize("kernel, padding, bias", [(7, 0, True), (5, 2, False), ((3, 5), (1, 2), True)])
+def test_kernel_rows_equal_the_direct_convolution_in_float64(kernel, padding, bias):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(6, 3, kernel, padding=padding, bias=bias).double()
+    rows = KernelRowsConv2d(conv)
+    assert rows.weight is conv.weight and rows.bias is conv.bias
+    x = torch.randn(2, 6, 11, 9, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(rows(x), conv(x), rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(rows(x.contiguous(memory_format=torch.channels_last)), conv(x), rtol=1e-10,
+                               atol=1e-10)
+    assert torch.autograd.gradcheck(lambda x: KernelRowsConv2d(conv)(x), (x,))
+
+
+def test_only_narrow_large_kernels_go_by_rows():
+    net = nn.Sequential(nn.Conv2d(64, 3, 7), nn.Conv2d(64, 3, 3), nn.Conv2d(64, 8, 7), nn.Conv2d(64, 3, 7, stride=2))
+    assert convert_to_fast(net) == 1 and isinstance(net[0], KernelRowsConv2d)
 
 
 def run_folder(tmp_path):
@@ -106,54 +136,62 @@ def argv_of(tmp_path, results: str, *extra: str) -> list[str]:
             *extra]
 
 
-def test_test_py_winograd_gives_the_plain_outputs_within_one_level(tmp_path, monkeypatch):
+def test_test_py_fast_convs_gives_the_plain_outputs_within_one_level(tmp_path, monkeypatch):
     import models.base_model
 
     swapped = []
-    monkeypatch.setattr(models.base_model, "use_winograd", lambda net: swapped.append(convert_to_winograd(net)))
+    monkeypatch.setattr(models.base_model, "use_fast_convs", lambda net, device: swapped.append(convert_to_fast(net)))
     run_folder(tmp_path)
     test = load_script("test")
     test.main(argv_of(tmp_path, "plain"))
     assert swapped == []
-    test.main(argv_of(tmp_path, "winograd", "--winograd"))
-    assert swapped == [12]  # G_A's six blocks
+    test.main(argv_of(tmp_path, "fast", "--fast_convs"))
+    assert swapped == [13]  # G_A's six blocks and its last convolution
     plain = sorted((tmp_path / "plain").rglob("*_fake.png"))
-    fast = sorted((tmp_path / "winograd").rglob("*_fake.png"))
+    fast = sorted((tmp_path / "fast").rglob("*_fake.png"))
     assert len(plain) == len(fast) == 2
     for a, b in zip(plain, fast, strict=True):
         diff = np.abs(np.asarray(Image.open(a), dtype=int) - np.asarray(Image.open(b), dtype=int))
         assert diff.max() <= 1
 
 
-def test_a_network_with_nothing_to_swap_warns():
-    from networks.winograd import use_winograd
-
+def test_a_network_with_nothing_to_swap_or_a_gpu_warns():
     with pytest.warns(UserWarning, match="no 3x3 convolution of 256"):
-        use_winograd(build_generator("unet_128", 3, 3, 64, norm="batch"))
+        use_fast_convs(build_generator("unet_128", 3, 3, 64, norm="batch"), torch.device("cpu"))
+    net = build_generator("resnet_6blocks", 3, 3, 64, norm="instance")
+    with pytest.warns(UserWarning, match="for the CPU"):
+        use_fast_convs(net, torch.device("cuda"))
+    assert not any(isinstance(m, (WinogradConv2d, KernelRowsConv2d)) for m in net.modules())
 
 
 @pytest.mark.parametrize("extra, named", [(["--backend", "onnxruntime"], "--backend onnxruntime"),
                                           (["--amp"], "--amp")])
-def test_winograd_with_another_backend_or_amp_is_one_clear_message(tmp_path, extra, named):
+def test_fast_convs_with_another_backend_or_amp_is_one_clear_message(tmp_path, extra, named):
     run_folder(tmp_path)
     with pytest.raises(I2IError, match=named.replace("-", r"\-")) as error:
-        load_script("test").main(argv_of(tmp_path, "x", "--winograd", *extra))
-    assert "--winograd" in str(error.value)
+        load_script("test").main(argv_of(tmp_path, "x", "--fast_convs", *extra))
+    assert "--fast_convs" in str(error.value)
 
 
 @pytest.mark.slow
-def test_under_compile_the_layer_is_the_direct_convolution():
-    """test.py --winograd --compile: the compiled graph keeps the compiler's convolutions (faster there)."""
+def test_under_compile_the_layers_keep_their_algorithms(monkeypatch):
+    """test.py --fast_convs --compile: the Winograd layers run as one operator between the compiled parts."""
     import shutil
 
     import torch._inductor.config as inductor_config
 
+    from networks import winograd
     from networks.norm import get_norm_layer
     from networks.resnet import ResnetGenerator
     from util import runtime
 
     if not shutil.which("g++") and not shutil.which("c++"):
         pytest.skip("no C++ compiler: torch.compile cannot run on the CPU here")
+    if winograd.winograd_operator is None:
+        pytest.skip(f"PyTorch {torch.__version__} has no torch.library.custom_op: compiled, the layer is direct")
+    calls = []
+    plain_winograd = winograd.winograd_conv3x3
+    monkeypatch.setattr(winograd, "winograd_conv3x3", lambda *args: calls.append(1) or plain_winograd(*args))
     torch.manual_seed(0)
     net = ResnetGenerator(3, 3, 64, norm_layer=get_norm_layer("instance"), n_blocks=1).eval()  # compiles faster
     x = torch.rand(1, 3, 32, 32) * 2 - 1
@@ -161,10 +199,29 @@ def test_under_compile_the_layer_is_the_direct_convolution():
     try:
         with torch.no_grad():
             expected = net(x)
-            assert convert_to_winograd(net) == 2
-            eager = net(x)
-            compiled = runtime.prepare_network(net, torch.device("cpu"), compile=True, training=False)(x)
+            assert convert_to_fast(net) == 3
+            compiled = runtime.prepare_network(net, torch.device("cpu"), compile=True, training=False)
+            calls.clear()
+            got = compiled(x)
     finally:
         inductor_config.freezing = freezing
-    torch.testing.assert_close(compiled, expected, rtol=0, atol=1e-4)
-    assert (compiled - expected).abs().max() < (eager - expected).abs().max()  # not the F(4x4, 3x3) rounding
+    assert len(calls) == 2  # the block's two convolutions, through the operator
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-4)
+
+
+def test_translate_py_fast_convs_swaps_the_layers_and_keeps_the_images(tmp_path):
+    from inference import load_translator
+
+    run_folder(tmp_path)
+    folder = tmp_path / "checkpoints" / "run"
+    fast = load_translator(folder, fast_convs=True)
+    assert sum(isinstance(m, (WinogradConv2d, KernelRowsConv2d)) for m in fast.net.modules()) == 13
+    translate = load_script("translate")
+    source = str(tmp_path / "data" / "testA")
+    plain = translate.main([source, "--checkpoint", str(folder), "--output", str(tmp_path / "plain")])
+    quick = translate.main([source, "--checkpoint", str(folder), "--output", str(tmp_path / "fast"), "--fast_convs"])
+    for a, b in zip(plain, quick, strict=True):
+        diff = np.abs(np.asarray(Image.open(a), dtype=int) - np.asarray(Image.open(b), dtype=int))
+        assert diff.max() <= 1
+    with pytest.raises(I2IError, match="--fast_convs"):
+        load_translator(folder, fast_convs=True, backend="onnxruntime")

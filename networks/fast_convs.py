@@ -1,0 +1,97 @@
+"""test.py `--fast_convs`: the convolutions the CPU runs slowest, by faster algorithms with the same parameters.
+
+Two kinds of convolution waste most of a ResNet generator's time on the CPU (2-core AVX-512 EPYC, 256 px):
+- the 3x3 convolutions of 256 channels in the residual blocks, 88 % of the FLOPs: Winograd's F(4x4, 3x3) needs a
+  quarter of their multiplications (networks/winograd.py; 22 ms -> 14 ms each);
+- the last 7x7 convolution to 3 channels, 1 % of the FLOPs but 30 ms: oneDNN computes output channels in blocks of
+  16, so 3 outputs cost as much as 16 (measured: 3, 4, 8 and 16 outputs all 30-31 ms). `KernelRowsConv2d` computes
+  it as one 1 x k convolution to k x 3 channels (a row of the kernel each) and adds the k row results shifted by
+  their row: 10-16 ms.
+
+Both keep the layer's `weight` and `bias` under the same names (state_dicts load and save unchanged), and change
+the output only by rounding (about 1e-5 at the output of a trained resnet_9blocks, a thousandth of a grey level).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from util.runtime import replace_modules
+
+from .winograd import MIN_CHANNELS, WinogradConv2d, convert_to_winograd
+
+MAX_NARROW_OUTPUTS = 4  # output channels up to which a convolution runs as fast by kernel rows (see the docstring)
+MIN_NARROW_KERNEL = 5  # kernel heights from which the rows pay for their additions (the 7x7 to RGB is measured)
+
+
+class KernelRowsConv2d(nn.Module):
+    """A convolution with few output channels as one 1 x k convolution per kernel row, summed with row shifts."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        if not narrow(conv, max_outputs=conv.out_channels, min_kernel=1):
+            raise ValueError(f"not a stride-1, ungrouped, zero-padded convolution: {conv}")
+        self.weight, self.bias = conv.weight, conv.bias
+        self.padding = conv.padding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad_h, pad_w = self.padding
+        if pad_h or pad_w:
+            x = F.pad(x, (pad_w, pad_w, pad_h, pad_h))
+        out_channels, in_channels, kernel_h, kernel_w = self.weight.shape
+        rows = self.weight.permute(2, 0, 1, 3).reshape(kernel_h * out_channels, in_channels, 1, kernel_w)
+        by_row = F.conv2d(x, rows)  # N, (kernel row, output channel), H, W - kernel_w + 1
+        by_row = by_row.view(x.shape[0], kernel_h, out_channels, *by_row.shape[2:])
+        out_h = x.shape[2] - kernel_h + 1
+        out = by_row[:, 0, :, :out_h].clone()
+        for row in range(1, kernel_h):
+            out += by_row[:, row, :, row:row + out_h]
+        return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
+
+    def extra_repr(self) -> str:
+        out_channels, in_channels, kernel_h, kernel_w = self.weight.shape
+        return f"{in_channels}, {out_channels}, kernel_size=({kernel_h}, {kernel_w}), padding={self.padding}, by rows"
+
+
+def narrow(module: nn.Module, max_outputs: int = MAX_NARROW_OUTPUTS, min_kernel: int = MIN_NARROW_KERNEL) -> bool:
+    """A plain convolution (stride 1, no dilation, no groups, zero padding) to at most `max_outputs` channels with
+    a kernel at least `min_kernel` high."""
+    return (type(module) is nn.Conv2d and module.stride == (1, 1) and module.dilation == (1, 1)
+            and module.groups == 1 and module.padding_mode == "zeros" and isinstance(module.padding, tuple)
+            and module.out_channels <= max_outputs and module.kernel_size[0] >= min_kernel)
+
+
+def convert_to_fast(net: nn.Module) -> int:
+    """Swap, in place, the wide 3x3 convolutions of `net` for `WinogradConv2d`s and the narrow ones for
+    `KernelRowsConv2d`s; returns how many layers were swapped."""
+    return convert_to_winograd(net) + len(replace_modules(net, narrow, KernelRowsConv2d))
+
+
+def convert_to_direct(net: nn.Module) -> int:
+    """Undo `convert_to_fast`: every swapped layer of `net` back to an `nn.Conv2d` with the same parameters; returns
+    how many (the plain network's output, e.g. to measure the error against)."""
+    swapped = lambda module: isinstance(module, (WinogradConv2d, KernelRowsConv2d))  # noqa: E731
+    return len(replace_modules(net, swapped, direct_convolution))
+
+
+def direct_convolution(layer: WinogradConv2d | KernelRowsConv2d) -> nn.Conv2d:
+    out_channels, in_channels, kernel_h, kernel_w = layer.weight.shape
+    conv = nn.Conv2d(in_channels, out_channels, (kernel_h, kernel_w), padding=layer.padding,
+                     bias=layer.bias is not None, device=layer.weight.device, dtype=layer.weight.dtype)
+    conv.weight, conv.bias = layer.weight, layer.bias
+    return conv
+
+
+def use_fast_convs(net: nn.Module, device: torch.device) -> None:
+    """test.py --fast_convs: `convert_to_fast` on the CPU, with a warning where it changes nothing."""
+    if device.type != "cpu":
+        warnings.warn(f"--fast_convs is for the CPU; on {device.type} the library chooses its own convolution "
+                      "algorithms (cuDNN has Winograd's), so it runs as without the flag.", stacklevel=3)
+    elif not convert_to_fast(net):
+        warnings.warn(f"--fast_convs: {type(net).__name__} has no 3x3 convolution of {MIN_CHANNELS}+ channels (the "
+                      "ResNet generators' blocks have) and no convolution to a few channels with a large kernel, so "
+                      "it runs as without the flag.", stacklevel=3)
