@@ -220,6 +220,8 @@ class CUTModel(BaseModel):
         if self.nce_idt and opt.lambda_NCE > 0:
             self.loss_NCE_Y = self.calculate_NCE_loss(self.real_B, self.idt_B)
             nce = (self.loss_NCE + self.loss_NCE_Y) * 0.5
+        elif self.nce_idt:  # --lambda_NCE 0: reported as 0 (the reference fails here, on the unset loss)
+            self.loss_NCE_Y = torch.zeros((), device=self.device)
         self.loss_G = self.loss_G_GAN + nce
         return self.loss_G
 

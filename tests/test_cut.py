@@ -237,6 +237,19 @@ def test_flip_equivariance_flips_the_input_and_the_query_features(tmp_path, monk
         assert torch.allclose(model.fake_B, model.netG(torch.flip(model.real_A, [3])), atol=1e-5)
 
 
+def test_lambda_nce_zero_trains_and_reports_zero_nce_losses(tmp_path):
+    """CUT with --lambda_NCE 0 (a GAN alone): both NCE losses are reported as 0, not a missing attribute."""
+    opt = cut_options(tmp_path, "--CUT_mode", "CUT", "--lambda_NCE", "0")
+    model = create_model(opt)
+    batch = next(iter(create_dataset(opt)))
+    model.data_dependent_initialize(batch)
+    model.setup(opt)
+    model.set_input(batch)
+    model.optimize_parameters()
+    losses = model.get_current_losses()
+    assert losses["NCE"] == losses["NCE_Y"] == 0 and math.isfinite(losses["G"])
+
+
 @pytest.mark.parametrize("mode", ["CUT", "FastCUT"])
 def test_one_training_step_is_finite_and_updates_G_F_D(tmp_path, mode):
     opt = cut_options(tmp_path, "--CUT_mode", mode)
