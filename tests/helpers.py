@@ -57,6 +57,20 @@ def tiny_args(dataroot: Path, tmp: Path, size: int = 32, train: bool = True) -> 
             "--ngf", "8", "--ndf", "8", "--load_size", str(size), "--crop_size", str(size), "--num_threads", "0"]
 
 
+def after_one_step(opt):
+    """The model of `opt` set up on its first batch, after one training step on it."""
+    from data import create_dataset
+    from models import create_model
+
+    model = create_model(opt)
+    batch = next(iter(create_dataset(opt)))
+    model.data_dependent_initialize(batch)
+    model.setup(opt)
+    model.set_input(batch)
+    model.optimize_parameters()
+    return model
+
+
 def load_script(name: str):
     """Import train.py or test.py as a module (the stdlib owns the name `test`)."""
     spec = importlib.util.spec_from_file_location(f"i2i_{name}_script", ROOT / f"{name}.py")

@@ -15,7 +15,7 @@ from models.base_model import BaseModel
 from util.runtime import unwrap
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
-from tests.helpers import aligned_dataset, tiny_args, unaligned_dataset
+from tests.helpers import after_one_step, aligned_dataset, tiny_args, unaligned_dataset
 from util import precision, runtime
 from util.errors import I2IError
 
@@ -65,13 +65,7 @@ def test_wgangp_with_amp_steps_on_the_cpu(tmp_path, model_name):
     root = unaligned_dataset(tmp_path / "data", size=32)
     args = tiny_args(root, tmp_path) + ["--model", model_name, "--seed", "0", "--gan_mode", "wgangp", "--amp",
                                         *WGANGP[model_name]]
-    opt = TrainOptions().parse(args)
-    model = create_model(opt)
-    data = next(iter(create_dataset(opt)))
-    model.data_dependent_initialize(data)
-    model.setup(opt)
-    model.set_input(data)
-    model.optimize_parameters()
+    model = after_one_step(TrainOptions().parse(args))
     assert model.fake_B.dtype == torch.bfloat16
     assert_sane(model)
 

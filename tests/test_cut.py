@@ -18,7 +18,7 @@ from networks.cut_resnet import AntialiasResnetGenerator
 from networks.patch_sample import PatchSampleF, encoder_features
 from networks.resnet import ResnetGenerator
 from options.train_options import TrainOptions
-from tests.helpers import ReplicatingParallel, load_script, tiny_args, unaligned_dataset
+from tests.helpers import ReplicatingParallel, after_one_step, load_script, tiny_args, unaligned_dataset
 from util.errors import I2IError
 
 TINY_CUT = ["--model", "cut", "--num_patches", "8", "--netF_nc", "8", "--seed", "0"]
@@ -239,14 +239,7 @@ def test_flip_equivariance_flips_the_input_and_the_query_features(tmp_path, monk
 
 def test_lambda_nce_zero_trains_and_reports_zero_nce_losses(tmp_path):
     """CUT with --lambda_NCE 0 (a GAN alone): both NCE losses are reported as 0, not a missing attribute."""
-    opt = cut_options(tmp_path, "--CUT_mode", "CUT", "--lambda_NCE", "0")
-    model = create_model(opt)
-    batch = next(iter(create_dataset(opt)))
-    model.data_dependent_initialize(batch)
-    model.setup(opt)
-    model.set_input(batch)
-    model.optimize_parameters()
-    losses = model.get_current_losses()
+    losses = after_one_step(cut_options(tmp_path, "--CUT_mode", "CUT", "--lambda_NCE", "0")).get_current_losses()
     assert losses["NCE"] == losses["NCE_Y"] == 0 and math.isfinite(losses["G"])
 
 
@@ -287,13 +280,7 @@ def test_cut_trains_and_tests_through_the_drivers(tmp_path):
 
 
 def test_amp_step_runs_the_networks_in_bfloat16(tmp_path):
-    opt = cut_options(tmp_path, "--amp")
-    model = create_model(opt)
-    batch = next(iter(create_dataset(opt)))
-    model.data_dependent_initialize(batch)
-    model.setup(opt)
-    model.set_input(batch)
-    model.optimize_parameters()
+    model = after_one_step(cut_options(tmp_path, "--amp"))
     assert model.fake_B.dtype == torch.bfloat16
     assert all(math.isfinite(v) for v in model.get_current_losses().values())
     assert all(p.dtype == torch.float32 for net in model.networks() for p in net.parameters())
