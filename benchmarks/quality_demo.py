@@ -25,7 +25,8 @@ from data.demo import ShapeKeeping  # noqa: E402
 DEMO_CONFIGS = {
     "cyclegan": (["--model", "cycle_gan", "--preset", "none"], ["--model", "cycle_gan"]),  # the demo's own is the recipe
     "recipe": (["--model", "cycle_gan", "--preset", "recommended"], ["--model", "cycle_gan"]),
-    "cut": (["--model", "cut"], ["--model", "cut"]),
+    "cut": (["--model", "cut", "--preset", "none"], ["--model", "cut"]),  # the demo's own CUT is the recipe
+    "cut_recipe": (["--model", "cut", "--preset", "recommended"], ["--model", "cut"]),
     "fastcut": (["--model", "cut", "--CUT_mode", "FastCUT"], ["--model", "cut", "--CUT_mode", "FastCUT"]),
 }
 

@@ -31,8 +31,9 @@ from .schedulers import build_scheduler, current_lr, step_scheduler
 
 class BaseModel(CheckpointMixin, ABC):
     demo_options: ClassVar[dict[str, Any]] = {}
-    #: the option defaults `--preset recommended` sets for this model (docs: README, Quality)
-    recommended_options: ClassVar[dict[str, Any]] = {}
+    #: the option defaults `--preset recommended` sets (README, Quality); or a function of the options parsed so far
+    recommended_options: ClassVar[dict[str, Any] | Any] = {}
+    architecture_options: ClassVar[tuple[str, ...]] = ()  #: own options shaping G, read back by test.py
     #: extra command-line arguments the contract test (tests/test_model_contract.py) needs; see docs/plugins.md
     contract_options: ClassVar[list[str]] = []
 
@@ -95,9 +96,8 @@ class BaseModel(CheckpointMixin, ABC):
     # -- building -------------------------------------------------------------------------------------
 
     def place(self, net: nn.Module) -> nn.Module:
-        """Move a network to this model's device with --sync_bn/--channels_last applied (in training,
-        --checkpoint_activations; in testing, --fast_convs), then wrap it in DataParallel over several --gpu_ids (as the
-        reference) or compile it with --compile."""
+        """Move a network to this model's device with --sync_bn/--channels_last (training: --checkpoint_activations;
+        testing: --fast_convs), then wrap it in DataParallel over several --gpu_ids (as the reference) or --compile."""
         opt = self.opt
         if self.isTrain and opt.checkpoint_activations:
             set_activation_checkpointing(net)  # a plain attribute per block: the state_dict keys stay the same

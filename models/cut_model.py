@@ -63,10 +63,24 @@ def cut_mode(value: str) -> str:
 class CUTModel(BaseModel):
     """CUT / FastCUT: one-sided unpaired A -> B with PatchNCE (G, F, D); --CUT_mode picks the preset."""
 
+    # The CUT demo shows the recipe, with plain (not anti-aliased) layers and twice the epochs of CycleGAN's demo,
+    # which keep the shapes on every seed measured (docs/quality.md); FastCUT has no recipe yet.
     demo_options = dict(name=lambda opt: f"demo_{opt.CUT_mode.lower()}", ngf=16, ndf=16, load_size=72, crop_size=64,
                         netF_nc=64, num_patches=64,
-                        n_epochs=10, n_epochs_decay=10, display_freq=96, print_freq=48, save_epoch_freq=10)
+                        preset=lambda opt: "recommended" if opt.CUT_mode == "CUT" else "none",
+                        no_antialias=lambda opt: opt.CUT_mode == "CUT",
+                        no_antialias_up=lambda opt: opt.CUT_mode == "CUT",
+                        n_epochs=lambda opt: 20 if opt.CUT_mode == "CUT" else 10,
+                        n_epochs_decay=lambda opt: 20 if opt.CUT_mode == "CUT" else 10,
+                        display_freq=96, print_freq=48, save_epoch_freq=10)
     contract_options = ["--num_patches", "16", "--netF_nc", "16"]
+    architecture_options = ("no_antialias", "no_antialias_up")
+
+    @staticmethod
+    def recommended_options(opt: argparse.Namespace) -> dict[str, Any]:
+        """--preset recommended, for --CUT_mode CUT: the affine colour output and a tenth of PatchNCE's weight,
+        which ends the figure-ground swap on the demo (docs/quality.md); FastCUT: none yet."""
+        return dict(affine_output=True, lambda_NCE=0.1) if opt.CUT_mode == "CUT" else {}
 
     @classmethod
     def modify_commandline_options(cls, parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:

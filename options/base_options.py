@@ -168,7 +168,7 @@ class BaseOptions:
             given |= set(applied)
             opt, _ = parser.parse_known_args(argv)
         if opt.preset == "recommended":
-            self.notes.append(apply_recommended(parser, model_class, given))
+            self.notes.append(apply_recommended(parser, model_class, given, opt))
         self.parser = parser
         return parser.parse_args(argv)
 
@@ -236,10 +236,14 @@ class BaseOptions:
             raise I2IError(f"{exc} (--checkpoints_dir {opt.checkpoints_dir} must be writable)") from None
 
 
-def apply_recommended(parser: argparse.ArgumentParser, model_class: type, given: set[str]) -> str:
-    """--preset recommended: the model's `recommended_options` as defaults (typed options win); returns a note."""
+def apply_recommended(parser: argparse.ArgumentParser, model_class: type, given: set[str],
+                      opt: argparse.Namespace) -> str:
+    """--preset recommended: the model's `recommended_options` (a dict, or a function of the options parsed so far)
+    as defaults (typed options win); returns a note."""
     known = {action.dest for action in parser._actions}
-    recipe = {k: v for k, v in getattr(model_class, "recommended_options", {}).items() if k in known and k not in given}
+    recommended = getattr(model_class, "recommended_options", {})
+    recommended = recommended(opt) if callable(recommended) else recommended
+    recipe = {k: v for k, v in recommended.items() if k in known and k not in given}
     parser.set_defaults(**recipe)
     return "--preset recommended: " + (" ".join(f"--{k} {v}" for k, v in recipe.items()) or "nothing for this model")
 

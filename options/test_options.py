@@ -87,6 +87,8 @@ def saved_architecture(opt: argparse.Namespace) -> dict[str, Any]:
         return {}
     saved = read_saved_options(Path(opt.checkpoints_dir) / opt.name)
     arch = {k: saved[k] for k in ARCHITECTURE if k in saved}
+    if saved.get("model", opt.model) == opt.model and opt.model in MODELS:  # e.g. CUT's --no_antialias
+        arch |= {k: saved[k] for k in MODELS.get(opt.model).architecture_options if k in saved}
     if saved.get("model", opt.model) != opt.model and saved.get("model") in MODELS:
         arch |= MODELS.get(saved["model"]).generator_architecture(saved)  # e.g. a CUT run tested with --model test
     if getattr(opt, "model_suffix", "") == "_B" and "input_nc" in arch and "output_nc" in arch:

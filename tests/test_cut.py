@@ -260,6 +260,18 @@ def test_one_training_step_is_finite_and_updates_G_F_D(tmp_path, mode):
                    not k.endswith("filt")), f"net{name} did not change"
 
 
+def test_a_run_without_antialiasing_is_tested_with_no_flags(tmp_path):
+    """test.py --model cut reads --no_antialias/--no_antialias_up back from train_opt.json, as the other
+    architecture options (it failed on the mismatched state_dict)."""
+    root = unaligned_dataset(tmp_path / "data", size=32)
+    common = ["--model", "cut", "--name", "plain", "--num_patches", "8", "--netF_nc", "8"]
+    load_script("train").main(tiny_args(root, tmp_path, 32) + common + ["--n_epochs", "1", "--n_epochs_decay", "0",
+                                                                         "--no_antialias", "--no_antialias_up"])
+    load_script("test").main(tiny_args(root, tmp_path, 32, train=False) + common
+                             + ["--results_dir", str(tmp_path / "res")])
+    assert (tmp_path / "res" / "plain" / "test_latest" / "images" / "000_fake_B.png").is_file()
+
+
 def test_cut_trains_and_tests_through_the_drivers(tmp_path):
     root = unaligned_dataset(tmp_path / "data", size=32)
     common = ["--model", "cut", "--name", "cut_run", "--num_patches", "8", "--netF_nc", "8"]

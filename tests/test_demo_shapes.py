@@ -70,3 +70,16 @@ def test_the_demo_cycle_gan_keeps_the_shapes(tmp_path):
     keeping.add_results(tmp_path / "results" / "demo_cycle_gan" / "test_latest" / "images")
     ious = keeping.means()
     assert ious["real_A->fake_B"] >= 0.8 and ious["real_B->fake_A"] >= 0.8, ious
+
+
+@pytest.mark.slow
+def test_the_demo_cut_keeps_the_shapes(tmp_path):
+    """CUT's demo (train.py and test.py with no --dataroot) trains the CUT recipe (--affine_output, --lambda_NCE
+    0.1) for 40 epochs, at --seed 0. With CUT's own weight of PatchNCE it swaps figure and ground (IoU 0.01-0.06;
+    docs/quality.md)."""
+    for script, args in (("train.py", ["--no_html", "--seed", "0"]), ("test.py", [])):
+        result = run_script(script, ["--model", "cut", "--gpu_ids", "-1", *args], tmp_path)
+        assert result.returncode == 0, result.stderr[-2000:]
+    keeping = ShapeKeeping("A")
+    keeping.add_results(tmp_path / "results" / "demo_cut" / "test_latest" / "images")
+    assert keeping.means()["real_A->fake_B"] >= 0.8, keeping.means()

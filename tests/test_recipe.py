@@ -190,6 +190,21 @@ def test_the_preset_applies_the_models_recipe_and_typed_options_win(tmp_path):
     assert any(note.startswith("--preset recommended: ") for note in options.notes)
 
 
+def test_cuts_recipe_follows_its_mode_and_its_demo_uses_it(tmp_path):
+    root = unaligned_dataset(tmp_path / "data", count=2, size=32)
+    base = ["--dataroot", str(root), "--gpu_ids", "-1", "--model", "cut", "--preset", "recommended"]
+    cut = TrainOptions().parse(base)
+    assert cut.affine_output and cut.lambda_NCE == 0.1
+    fast = TrainOptions().parse([*base, "--CUT_mode", "FastCUT"])
+    assert not fast.affine_output and fast.lambda_NCE == 10.0  # no recipe for FastCUT: its own preset
+    assert TrainOptions().parse([*base, "--lambda_NCE", "0.5"]).lambda_NCE == 0.5  # typed options win
+    demo = TrainOptions().parse(["--gpu_ids", "-1", "--model", "cut", "--checkpoints_dir", str(tmp_path)])
+    assert demo.preset == "recommended" and demo.lambda_NCE == 0.1 and demo.n_epochs == demo.n_epochs_decay == 20
+    demo_fast = TrainOptions().parse(["--gpu_ids", "-1", "--model", "cut", "--CUT_mode", "FastCUT",
+                                      "--checkpoints_dir", str(tmp_path)])
+    assert demo_fast.preset == "none" and demo_fast.lambda_NCE == 10.0 and demo_fast.n_epochs == 10
+
+
 def test_a_residual_run_is_rebuilt_by_test_py_and_translate(tmp_path):
     root = unaligned_dataset(tmp_path / "data", count=2, size=32)
     args = tiny_args(root, tmp_path) + ["--name", "res", "--netG", "resnet_6blocks", "--residual_output",
