@@ -153,9 +153,10 @@ def load_translator(checkpoint_dir: str | os.PathLike, *, epoch: str = "latest",
         generator = "G" if existing_checkpoint(network_file(folder, epoch, "G")) else "G_A"
     if backend != "torch" and tile > 0:
         raise I2IError(f"--tile works with the torch backend only (not {backend}): drop --tile or the backend.")
-    if backend != "torch" and fast_convs:
-        raise I2IError(f"--fast_convs applies to the PyTorch networks; --backend {backend} runs its own kernels. "
-                       "Drop one of the two.")
+    if fast_convs:
+        from networks.fast_convs import check_backend
+
+        check_backend(backend)
     net, input_nc = load_generator(folder, epoch, generator)
     if fast_convs:
         from networks.fast_convs import use_fast_convs

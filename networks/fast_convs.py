@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from util.errors import I2IError
 from util.runtime import replace_modules
 
 from .winograd import MIN_CHANNELS, WinogradConv2d, convert_to_winograd
@@ -95,3 +96,10 @@ def use_fast_convs(net: nn.Module, device: torch.device) -> None:
         warnings.warn(f"--fast_convs: {type(net).__name__} has no 3x3 convolution of {MIN_CHANNELS}+ channels (the "
                       "ResNet generators' blocks have) and no convolution to a few channels with a large kernel, so "
                       "it runs as without the flag.", stacklevel=3)
+
+
+def check_backend(backend: str) -> None:
+    """--fast_convs swaps PyTorch layers: with another --backend it would do nothing, so say so."""
+    if backend != "torch":
+        raise I2IError(f"--fast_convs applies to the PyTorch networks; --backend {backend} runs its own kernels. "
+                       "Drop one of the two.")

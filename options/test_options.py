@@ -56,9 +56,10 @@ class TestOptions(BaseOptions):
 
     def check(self, opt: argparse.Namespace) -> None:
         super().check(opt)
-        if opt.fast_convs and opt.backend != "torch":
-            raise I2IError(f"--fast_convs applies to the PyTorch networks; --backend {opt.backend} runs its own "
-                           "kernels. Drop one of the two.")
+        if opt.fast_convs:
+            from networks.fast_convs import check_backend
+
+            check_backend(opt.backend)
         if opt.fast_convs and opt.amp:
             raise I2IError("--fast_convs computes in float32 (Winograd's transforms lose too much in 16 bits); drop "
                            "--amp or --fast_convs.")
