@@ -23,7 +23,7 @@ from torch import nn
 from util.errors import I2IError
 from util.runtime import replace_modules
 
-from .winograd import MIN_CHANNELS, WinogradConv2d, convert_to_winograd
+from .winograd import MIN_CHANNELS, WinogradConv2d, convert_to_winograd, plain_convolution
 
 MAX_NARROW_OUTPUTS = 4  # output channels up to which a convolution runs as fast by kernel rows (see the docstring)
 MIN_NARROW_KERNEL = 5  # kernel heights from which the rows pay for their additions (the 7x7 to RGB is measured)
@@ -34,7 +34,7 @@ class KernelRowsConv2d(nn.Module):
 
     def __init__(self, conv: nn.Conv2d) -> None:
         super().__init__()
-        if not narrow(conv, max_outputs=conv.out_channels, min_kernel=1):
+        if not plain_convolution(conv):
             raise ValueError(f"not a stride-1, ungrouped, zero-padded convolution: {conv}")
         self.weight, self.bias = conv.weight, conv.bias
         self.padding = conv.padding
@@ -58,12 +58,11 @@ class KernelRowsConv2d(nn.Module):
         return f"{in_channels}, {out_channels}, kernel_size=({kernel_h}, {kernel_w}), padding={self.padding}, by rows"
 
 
-def narrow(module: nn.Module, max_outputs: int = MAX_NARROW_OUTPUTS, min_kernel: int = MIN_NARROW_KERNEL) -> bool:
-    """A plain convolution (stride 1, no dilation, no groups, zero padding) to at most `max_outputs` channels with
-    a kernel at least `min_kernel` high."""
-    return (type(module) is nn.Conv2d and module.stride == (1, 1) and module.dilation == (1, 1)
-            and module.groups == 1 and module.padding_mode == "zeros" and isinstance(module.padding, tuple)
-            and module.out_channels <= max_outputs and module.kernel_size[0] >= min_kernel)
+def narrow(module: nn.Module) -> bool:
+    """A plain convolution (see `plain_convolution`) to at most `MAX_NARROW_OUTPUTS` channels with a kernel at least
+    `MIN_NARROW_KERNEL` high."""
+    return (plain_convolution(module) and module.out_channels <= MAX_NARROW_OUTPUTS
+            and module.kernel_size[0] >= MIN_NARROW_KERNEL)
 
 
 def convert_to_fast(net: nn.Module) -> int:

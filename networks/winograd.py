@@ -148,12 +148,16 @@ class WinogradConv2d(nn.Module):
         return f"{channels}, kernel_size=(3, 3), padding={self.padding}, F(4x4, 3x3)"
 
 
+def plain_convolution(module: nn.Module) -> bool:
+    """An `nn.Conv2d` with stride 1, no dilation, no groups and numeric zero padding: one that a faster algorithm
+    with the same weights can stand in for (networks/fast_convs.py)."""
+    return (type(module) is nn.Conv2d and module.stride == (1, 1) and module.dilation == (1, 1)
+            and module.groups == 1 and module.padding_mode == "zeros" and isinstance(module.padding, tuple))
+
+
 def eligible(module: nn.Module, min_channels: int = MIN_CHANNELS) -> bool:
-    """A plain 3x3 convolution (stride 1, no dilation, no groups, zero padding) with at least `min_channels` in and
-    out."""
-    return (type(module) is nn.Conv2d and module.kernel_size == (3, 3) and module.stride == (1, 1)
-            and module.dilation == (1, 1) and module.groups == 1 and module.padding_mode == "zeros"
-            and isinstance(module.padding, tuple)
+    """A plain 3x3 convolution (see `plain_convolution`) with at least `min_channels` in and out."""
+    return (plain_convolution(module) and module.kernel_size == (3, 3)
             and min(module.in_channels, module.out_channels) >= min_channels)
 
 
