@@ -14,6 +14,7 @@ from taesungp/contrastive-unpaired-translation (anti-aliased networks, F's creat
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -59,6 +60,11 @@ def cut_mode(value: str) -> str:
     raise argparse.ArgumentTypeError(f"expected one of {', '.join(MODE_PRESETS)} (any case), got '{value}'")
 
 
+def _cut_or_fastcut(cut: Any, fastcut: Any) -> Callable[[argparse.Namespace], Any]:
+    """A demo preset with one value for --CUT_mode CUT and another for FastCUT."""
+    return lambda opt: cut if opt.CUT_mode == "CUT" else fastcut
+
+
 @MODELS.register("cut")
 class CUTModel(BaseModel):
     """CUT / FastCUT: one-sided unpaired A -> B with PatchNCE (G, F, D); --CUT_mode picks the preset."""
@@ -67,11 +73,9 @@ class CUTModel(BaseModel):
     # which keep the shapes on every seed measured (docs/quality.md); FastCUT has no recipe yet.
     demo_options = dict(name=lambda opt: f"demo_{opt.CUT_mode.lower()}", ngf=16, ndf=16, load_size=72, crop_size=64,
                         netF_nc=64, num_patches=64,
-                        preset=lambda opt: "recommended" if opt.CUT_mode == "CUT" else "none",
-                        no_antialias=lambda opt: opt.CUT_mode == "CUT",
-                        no_antialias_up=lambda opt: opt.CUT_mode == "CUT",
-                        n_epochs=lambda opt: 20 if opt.CUT_mode == "CUT" else 10,
-                        n_epochs_decay=lambda opt: 20 if opt.CUT_mode == "CUT" else 10,
+                        preset=_cut_or_fastcut("recommended", "none"), no_antialias=_cut_or_fastcut(True, False),
+                        no_antialias_up=_cut_or_fastcut(True, False), n_epochs=_cut_or_fastcut(20, 10),
+                        n_epochs_decay=_cut_or_fastcut(20, 10),
                         display_freq=96, print_freq=48, save_epoch_freq=10)
     contract_options = ["--num_patches", "16", "--netF_nc", "16"]
     architecture_options = ("no_antialias", "no_antialias_up")
