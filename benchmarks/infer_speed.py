@@ -25,9 +25,8 @@ steady rate (images_large - images_small) / (t_large - t_small), which leaves ou
 model, loading the weights, torch.compile's compilation, loading the ONNX or int8 file) the same way for every
 row, next to the whole-process rate of the large run (start-up included). Backends: eager PyTorch, test.py
 --compile (--compile), test.py --fast_convs (--fast_convs; with --compile too, also both flags together),
---backend onnxruntime
-(--onnxruntime; the ONNX file exported first, untimed) and --backend onnxruntime_int8 (--int8; quantised first in
-one untimed run, as its cache would be).
+--backend onnxruntime (--onnxruntime; the ONNX file exported first, untimed) and --backend onnxruntime_int8
+(--int8; quantised first in one untimed run, as its cache would be).
 
 With `--reference_checkout PATH` (a checkout of pytorch-CycleGAN-and-pix2pix) the reference's own test.py
 translates the same folder with the same weights (written as `latest_net_G.pth`, which its `--model test`
@@ -659,22 +658,12 @@ def main() -> None:
     configs = (args.configs or ("resnet_9blocks_256" if args.weights else ",".join(CONFIGS))).split(",")
     batches = [int(b) for b in args.batch_sizes.split(",")]
     check_arguments(args, configs, batches)
-    backends = ["fp32"]
-    if args.compile:
-        variants.append("compile")
-        backends.append("compile")
-    if args.fast_convs:
-        variants.append("fast_convs")
-        backends.append("fast_convs")
-    if args.fast_convs and args.compile:
-        variants.append("compile+fast_convs")
-        backends.append("compile+fast_convs")
-    if args.onnxruntime and args.device == "cpu":
-        variants.append(ONNXRUNTIME)
-        backends.append(ONNXRUNTIME)
-    if args.int8 and args.device == "cpu":
-        variants.append(INT8)
-        backends.append(INT8)
+    wanted = {"compile": args.compile, "fast_convs": args.fast_convs,
+              "compile+fast_convs": args.compile and args.fast_convs,
+              ONNXRUNTIME: args.onnxruntime and args.device == "cpu", INT8: args.int8 and args.device == "cpu"}
+    extra = [name for name, on in wanted.items() if on]  # rows both as network rows and as test.py backends
+    variants += extra
+    backends = ["fp32", *extra]
     jobs = [[name, variant, str(b)] for name in configs for b in batches for variant in variants]
     passed = common.child_flags(args, *([f"--weights={args.weights}"] if args.weights else []),
                                 *(["--photos"] if args.photos else []))
