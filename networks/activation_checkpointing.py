@@ -3,7 +3,7 @@ storing them, trading about one extra forward pass of the checkpointed parts for
 
 A network opts in per block: a `CheckpointableBlock` runs its body through `checkpoint(...)` (or
 `checkpoint_sequence(...)`) when `checkpointing(self)` says so. Which blocks do: the ResNet generators (their
-full-resolution stem and head as one segment each, networks/resnet.py), their residual blocks (one segment each)
+full-resolution stem and head as one segment each, networks/resnet.py), their residual blocks (three to a segment)
 and every U-Net level's own layers (networks/unet.py). The switch is a plain
 attribute set by `set_activation_checkpointing`, never a parameter or buffer, so the state_dict keys (and the
 checkpoints written and read) are exactly those without it. It acts only while training (module in train mode and

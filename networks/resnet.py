@@ -7,6 +7,8 @@ Input height and width must be multiples of 4.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn as nn
 
@@ -42,6 +44,10 @@ class ResnetBlock(CheckpointableBlock):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if checkpointing(self):
             return x + checkpoint(self.conv_block, x, modules=[self.conv_block])
+        return self.plain_forward(x)
+
+    def plain_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The block without its own checkpoint (for a segment that checkpoints several blocks at once)."""
         return x + self.conv_block(x)
 
 
@@ -49,14 +55,17 @@ class ResnetGenerator(CheckpointableBlock):
     """in -> ngf (7x7) -> 2ngf -> 4ngf (stride 2 each) -> n_blocks ResnetBlocks -> 2ngf -> ngf -> out (7x7) -> tanh.
 
     With --checkpoint_activations (training only) `model` runs as checkpointed segments: the stem (pad, 7x7 conv,
-    norm, ReLU and both downsamplings) as one, each residual block as one (its own checkpoint), and the head (both
-    upsamplings, pad, 7x7 conv, tanh) as one. Only the segments' inputs stay stored between the forward and the
-    backward pass: the image, each block's input at 1/4 resolution and the head's input; the full-resolution
-    activations of the stem and the head (the largest tensors) are recomputed. One segment each for the stem and the
-    head, not two: a split would store a 64-channel full-resolution boundary per call (docs/scaling.md has the
-    bytes). Neither segment opens with an in-place op (a pad; a convolution), so the replay sees the input the
-    first pass saw.
+    norm, ReLU and both downsamplings) as one, the residual blocks in groups of `blocks_per_segment` (three: for
+    nine blocks, three boundaries stored instead of nine, while recomputing one group holds no more than the head's
+    recomputation does), and the head (both upsamplings, pad, 7x7 conv, tanh) as one. Only the segments' inputs
+    stay stored between the forward and the backward pass: the image, each group's input at 1/4 resolution and the
+    head's input; the full-resolution activations of the stem and the head (the largest tensors) are recomputed.
+    One segment each for the stem and the head, not two: a split would store a 64-channel full-resolution boundary
+    per call (docs/scaling.md has the bytes). No segment opens with an in-place op (a pad; a convolution), so the
+    replay sees the input the first pass saw.
     """
+
+    blocks_per_segment = 3
 
     n_downsampling = 2
     size_multiple = 2**n_downsampling  # input height and width must be multiples of this
@@ -112,15 +121,25 @@ class ResnetGenerator(CheckpointableBlock):
         return self.model(x)
 
     def _checkpointed_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The same computation as `self.model(x)`: stem and head as checkpointed segments, the residual blocks
-        in between (each checkpoints itself when switched on, else runs plain)."""
+        """The same computation as `self.model(x)`: stem, groups of residual blocks and head as checkpointed
+        segments."""
         layers = list(self.model)
         blocks = [i for i, m in enumerate(layers) if isinstance(m, ResnetBlock)]
         first, last = (blocks[0], blocks[-1] + 1) if blocks else (len(layers), len(layers))
         x = checkpoint_sequence(layers[:first], x)
-        for block in layers[first:last]:
-            x = block(x)
+        for start in range(first, last, self.blocks_per_segment):
+            group = layers[start:min(start + self.blocks_per_segment, last)]
+            x = checkpoint(_blocks_in_order(group), x, modules=group)
         return checkpoint_sequence(layers[last:], x)
+
+
+def _blocks_in_order(blocks: list[ResnetBlock]) -> Callable[[torch.Tensor], torch.Tensor]:
+    def run(x: torch.Tensor) -> torch.Tensor:
+        for block in blocks:
+            x = block.plain_forward(x)
+        return x
+
+    return run
 
 
 @GENERATORS.register("resnet_9blocks")

@@ -12,6 +12,7 @@ from engine.training_state import TrainingState, resume_or_start
 from models import create_model
 from networks import build_generator
 from networks.activation_checkpointing import set_activation_checkpointing
+from networks.resnet import ResnetBlock
 from options.train_options import TrainOptions
 from tests.helpers import aligned_dataset, tiny_args, unaligned_dataset
 from util.runtime import unwrap
@@ -106,9 +107,9 @@ def test_same_step_with_and_without_checkpointing(tmp_path, float64, checkpoint_
     losses = step(checkpointed, model_name)
     blocks = sum(set_activation_checkpointing(g) for g in generators)
     assert checkpoint_calls[0] >= blocks > 0, "the generators' blocks were not checkpointed"
-    if model_name == "cycle_gan":  # per resnet_9blocks call: the stem, 9 residual blocks, the head
+    if model_name == "cycle_gan":  # per resnet_9blocks call: the stem, 3 groups of 3 residual blocks, the head
         assert forwards[0] >= 4  # G_A(A), G_B(G_A(A)), G_B(B), G_A(G_B(B)) (and the identity calls if on)
-        assert checkpoint_calls[0] == forwards[0] * (9 + 2), "the stem and head were not checkpointed"
+        assert checkpoint_calls[0] == forwards[0] * (3 + 2), "the stem and head were not checkpointed"
     assert next(plain.networks()[0].parameters()).dtype == torch.float64
     assert losses.keys() == plain_losses.keys()
     for key, value in plain_losses.items():
@@ -142,7 +143,7 @@ def test_inference_and_eval_run_plain(tmp_path, checkpoint_calls):
     assert checkpoint_calls[0] == 0
     g.train()
     g(torch.rand(1, 3, 32, 32)).sum().backward()
-    assert checkpoint_calls[0] == 9 + 2  # resnet_9blocks: the stem, one per residual block, the head
+    assert checkpoint_calls[0] == 3 + 2  # resnet_9blocks: the stem, one per 3 residual blocks, the head
 
 
 @pytest.mark.parametrize("netG,n_blocks", [("resnet_9blocks", 9), ("resnet_6blocks", 6),
@@ -151,7 +152,8 @@ def test_inference_and_eval_run_plain(tmp_path, checkpoint_calls):
 def test_resnet_generators_segments(float64, checkpoint_calls, netG, n_blocks, norm):
     """float64: the ResNet generators (the reference's and CUT's anti-aliased one) checkpointed as stem, blocks and
     head give the same output, input and weight gradients and batch norm statistics to 1e-6 (dropout on, so the
-    replay's RNG matters too); n_blocks + 2 checkpoint calls per forward; the same state_dict keys."""
+    replay's RNG matters too); a checkpoint call per 3 blocks, and the stem and the head, per forward; each block
+    run twice (the pass and one replay: no nested checkpoint inside a group); the same state_dict keys."""
     torch.manual_seed(0)
     plain = build_generator(netG, 3, 3, 4, norm=norm, use_dropout=True)
     checkpointed = build_generator(netG, 3, 3, 4, norm=norm, use_dropout=True)
@@ -159,6 +161,10 @@ def test_resnet_generators_segments(float64, checkpoint_calls, netG, n_blocks, n
     keys = list(checkpointed.state_dict())
     assert set_activation_checkpointing(checkpointed) == n_blocks + 1  # the blocks and the generator itself
     assert list(checkpointed.state_dict()) == keys
+    block_runs = [0]
+    for block in checkpointed.modules():
+        if isinstance(block, ResnetBlock):
+            block.conv_block.register_forward_pre_hook(lambda *_: block_runs.__setitem__(0, block_runs[0] + 1))
     outputs, grads = [], []
     for net in (plain, checkpointed):
         net.train()
@@ -168,7 +174,8 @@ def test_resnet_generators_segments(float64, checkpoint_calls, netG, n_blocks, n
         (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
         outputs.append(y.detach())
         grads.append(x.grad)
-    assert checkpoint_calls[0] == n_blocks + 2
+    assert checkpoint_calls[0] == -(-n_blocks // 3) + 2
+    assert block_runs[0] == 2 * n_blocks
     assert torch.allclose(outputs[0], outputs[1], rtol=0, atol=1e-6)
     assert torch.allclose(grads[0], grads[1], rtol=0, atol=1e-6)
     for (key, p), q in zip(plain.named_parameters(), checkpointed.parameters()):
