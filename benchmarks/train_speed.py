@@ -21,7 +21,8 @@ RSS) and, apart, the part the iterations added to what the
 built model held, less its gradients and Adam's moments (`act GiB`: the
 activations and the backward pass's temporaries, what grows with the pixels), page faults
 per iteration, and the reference's figures on the machine it was measured on. Every variant has a `+ckpt` twin
-that adds --checkpoint_activations (fp32+ckpt, amp+ckpt, ...), run when named in --variants.
+that adds --checkpoint_activations (fp32+ckpt, amp+ckpt, ...), run when named in --variants, as is
+`fast_convs` and `fast_convs+ckpt` (fp32 with train.py --fast_convs).
 
 `--sweep`: cycle_gan at batch 1 and 256, 512 and 1024 px (`--sweep_sizes`), fp32 with and without
 --checkpoint_activations (or the --variants given), smallest size first. Before each larger size its peak is
@@ -65,9 +66,11 @@ GPU_CONFIGS = ("cycle_gan_256", "pix2pix_256")
 GPU_BATCH_SIZES = "1,8"
 QUICK = ["--ngf", "8", "--ndf", "8"]
 QUICK_SIZE = {"cycle_gan_128": 64, "cycle_gan_256": 64, "pix2pix_256": 256, "pix2pix_unet128_bs4": 128}
-#: each variant of benchmarks/common.py, and its twin with --checkpoint_activations (training only)
+#: each variant of benchmarks/common.py, its twin with --checkpoint_activations (training only), and fp32 with
+#: train.py --fast_convs (Winograd and kernel-row layers on the CPU)
 VARIANTS = {**common.VARIANTS,
-            **{f"{name}+ckpt": [*flags, "--checkpoint_activations"] for name, flags in common.VARIANTS.items()}}
+            **{f"{name}+ckpt": [*flags, "--checkpoint_activations"] for name, flags in common.VARIANTS.items()},
+            "fast_convs": ["--fast_convs"], "fast_convs+ckpt": ["--fast_convs", "--checkpoint_activations"]}
 SWEEP_SIZES = "256,512,1024"
 SWEEP_VARIANTS = "fp32,fp32+ckpt"
 MMAP_THRESHOLD = 128 * 1024  # bytes; MALLOC_MMAP_THRESHOLD_ of the CPU children (see main)

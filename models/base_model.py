@@ -18,7 +18,7 @@ from torch import nn
 
 from networks import build_discriminator, build_generator
 from networks.activation_checkpointing import CheckpointableBlock, set_activation_checkpointing
-from networks.fast_convs import use_fast_convs
+from networks.fast_convs import apply_fast_convs
 from util import collectives, precision, runtime
 from util.cli import write_line
 from util.errors import I2IError
@@ -96,13 +96,13 @@ class BaseModel(CheckpointMixin, ABC):
     # -- building -------------------------------------------------------------------------------------
 
     def place(self, net: nn.Module) -> nn.Module:
-        """Move a network to this model's device with --sync_bn/--channels_last (training: --checkpoint_activations;
-        testing: --fast_convs), then wrap it in DataParallel over several --gpu_ids (as the reference) or --compile."""
+        """Move a network to this model's device with --sync_bn/--channels_last/--fast_convs (training:
+        --checkpoint_activations), then wrap it in DataParallel over several --gpu_ids (as the reference) or
+        --compile."""
         opt = self.opt
         if self.isTrain and opt.checkpoint_activations:
             set_activation_checkpointing(net)  # a plain attribute per block: the state_dict keys stay the same
-        if not self.isTrain and getattr(opt, "fast_convs", False):
-            use_fast_convs(net, self.device)
+        apply_fast_convs(net, opt, self.device, training=self.isTrain)
         return runtime.prepare_network(net.to(self.device), self.device, sync_bn=self.isTrain and opt.sync_bn,
                                        channels_last=opt.channels_last, compile=opt.compile, training=self.isTrain,
                                        device_ids=self.gpu_ids)

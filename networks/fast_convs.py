@@ -1,4 +1,5 @@
-"""test.py `--fast_convs`: the convolutions the CPU runs slowest, by faster algorithms with the same parameters.
+"""test.py `--fast_convs` and training on the CPU: the convolutions the CPU runs slowest, by faster algorithms with
+the same parameters.
 
 Two kinds of convolution waste most of a ResNet generator's time on the CPU (2-core AVX-512 EPYC, 256 px):
 - the 3x3 convolutions of 256 channels in the residual blocks, 88 % of the FLOPs: Winograd's F(4x4, 3x3) needs a
@@ -10,6 +11,12 @@ Two kinds of convolution waste most of a ResNet generator's time on the CPU (2-c
 
 Both keep the layer's `weight` and `bias` under the same names (state_dicts load and save unchanged), and change
 the output only by rounding (about 1e-5 at the output of a trained resnet_9blocks, a thousandth of a grey level).
+
+train.py --fast_convs swaps the same layers for training: Winograd computes the forward pass and the backward
+pass is the direct convolution's (a convolution's gradients do not depend on how its output was computed); the
+kernel rows run through autograd. A CycleGAN 256 px step takes about 7 % less time, and its peak RSS grows by
+about 0.7 GiB (Winograd's transient buffers in glibc's heap), so it is not a default (docs/scaling.md). On GPUs
+cuDNN picks its own algorithms, Winograd's among them.
 """
 
 from __future__ import annotations
@@ -65,10 +72,12 @@ def narrow(module: nn.Module) -> bool:
             and module.kernel_size[0] >= MIN_NARROW_KERNEL)
 
 
-def convert_to_fast(net: nn.Module) -> int:
+def convert_to_fast(net: nn.Module, cache_kernels: bool = True) -> int:
     """Swap, in place, the wide 3x3 convolutions of `net` for `WinogradConv2d`s and the narrow ones for
-    `KernelRowsConv2d`s; returns how many layers were swapped."""
-    return convert_to_winograd(net) + len(replace_modules(net, narrow, KernelRowsConv2d))
+    `KernelRowsConv2d`s; returns how many layers were swapped. `cache_kernels`: keep Winograd's transformed kernels
+    between calls (for fixed weights: inference)."""
+    return (convert_to_winograd(net, cache_kernels=cache_kernels)
+            + len(replace_modules(net, narrow, KernelRowsConv2d)))
 
 
 def convert_to_direct(net: nn.Module) -> int:
@@ -86,15 +95,29 @@ def direct_convolution(layer: WinogradConv2d | KernelRowsConv2d) -> nn.Conv2d:
     return conv
 
 
-def use_fast_convs(net: nn.Module, device: torch.device) -> None:
-    """test.py --fast_convs: `convert_to_fast` on the CPU, with a warning where it changes nothing."""
+def use_fast_convs(net: nn.Module, device: torch.device, cache_kernels: bool = True) -> None:
+    """--fast_convs: `convert_to_fast` on the CPU, with a warning where it changes nothing."""
     if device.type != "cpu":
         warnings.warn(f"--fast_convs is for the CPU; on {device.type} the library chooses its own convolution "
                       "algorithms (cuDNN has Winograd's), so it runs as without the flag.", stacklevel=3)
-    elif not convert_to_fast(net):
+    elif not convert_to_fast(net, cache_kernels):
         warnings.warn(f"--fast_convs: {type(net).__name__} has no 3x3 convolution of {MIN_CHANNELS}+ channels (the "
                       "ResNet generators' blocks have) and no convolution to a few channels with a large kernel, so "
                       "it runs as without the flag.", stacklevel=3)
+
+
+def apply_fast_convs(net: nn.Module, opt, device: torch.device, training: bool) -> None:
+    """--fast_convs (train.py and test.py): `use_fast_convs`, without the kernel cache in training (the weights
+    change at every step)."""
+    if getattr(opt, "fast_convs", False):
+        use_fast_convs(net, device, cache_kernels=not training)
+
+
+def check_precision(opt) -> None:
+    """--fast_convs computes in float32: refuse it with --amp."""
+    if opt.fast_convs and opt.amp:
+        raise I2IError("--fast_convs computes in float32 (Winograd's transforms lose too much in 16 bits); drop "
+                       "--amp or --fast_convs.")
 
 
 def check_backend(backend: str) -> None:

@@ -1,4 +1,4 @@
-"""3x3 convolutions by Winograd's minimal filtering F(4x4, 3x3) (test.py `--winograd`).
+"""3x3 convolutions by Winograd's minimal filtering F(4x4, 3x3) (test.py `--fast_convs`; training on the CPU).
 
 Each 6x6 tile d of the input gives a 4x4 tile of the output, Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A (Lavin and Gray, "Fast
 Algorithms for Convolutional Neural Networks", 2016). Summed over the input channels, the 36 element-wise products
@@ -41,15 +41,15 @@ G = torch.tensor([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 
 A_T = torch.tensor([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
                    dtype=torch.float64)
 # Both sides of a tile at once: vec(Bᵀ d B) = (Bᵀ ⊗ Bᵀ) vec(d), and the same for Aᵀ
-B_T_2D, A_T_2D = torch.kron(B_T, B_T), torch.kron(A_T, A_T)
+B_T_2D, A_T_2D, G_2D = torch.kron(B_T, B_T), torch.kron(A_T, A_T), torch.kron(G, G)
 MIN_CHANNELS = 256  # input and output channels below which the direct convolution is as fast or faster (above)
 
 
 def transform_weight(weight: torch.Tensor) -> torch.Tensor:
-    """G g Gᵀ of each (output, input) 3x3 kernel, as 36 matrices C_in x C_out (computed in float64)."""
-    g = G.to(weight.device)
-    u = torch.einsum("ik,ockl,jl->ijco", g, weight.to(torch.float64), g)
-    return u.reshape(WINDOW * WINDOW, weight.shape[1], weight.shape[0]).to(weight.dtype)
+    """G g Gᵀ of each (output, input) 3x3 kernel, as 36 matrices C_in x C_out: one matrix product with G ⊗ G over
+    the kernels laid out (9, C_in C_out). In the weights' dtype: float64 gave the same float32 result to 1e-7."""
+    kernels = weight.detach().permute(2, 3, 1, 0).reshape(9, -1)
+    return (G_2D.to(kernels) @ kernels).view(WINDOW * WINDOW, weight.shape[1], weight.shape[0])
 
 
 def transform_input(x: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
@@ -80,6 +80,42 @@ def winograd_conv3x3(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None
     return y.contiguous() if bias is None else y + bias.view(1, -1, 1, 1)
 
 
+class _WinogradForward(torch.autograd.Function):
+    """Winograd's forward with the direct convolution's backward: a convolution's gradients need only its input and
+    kernels, not the way its output was computed, so the backward pass costs what it costs without the swap and
+    stores the same tensors (the input and the weights)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return winograd_conv3x3(x, transform_weight(weight), bias)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, weight = ctx.saved_tensors
+        wanted = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2]]
+        grad_x, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
+            grad, x, weight, [weight.shape[0]] if ctx.has_bias else None,
+            [1, 1], [0, 0], [1, 1], False, [0, 0], 1, wanted)
+        return grad_x, grad_weight, grad_bias if ctx.has_bias else None
+
+
+def _autocasting(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # PyTorch before 2.4
+        return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
+
+
+def winograd_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """The 3x3 convolution (stride 1, no padding) of `x` with `weight`, differentiable: F(4x4, 3x3) forward, the
+    direct convolution's backward. The kernels are transformed at every call (the weights change at every step;
+    a cache would hold four times their size)."""
+    return _WinogradForward.apply(x, weight, bias)
+
+
 def _register_operator():
     """`winograd_conv3x3` as an operator torch.compile calls as it is (PyTorch 2.4+; None before)."""
     if not hasattr(torch.library, "custom_op"):
@@ -102,46 +138,54 @@ winograd_operator = _register_operator()
 class WinogradConv2d(nn.Module):
     """An eligible `nn.Conv2d` (see `eligible`) computed by F(4x4, 3x3); the same parameters under the same names.
 
-    The transformed kernels are kept in a buffer that is not saved (`transformed`), recomputed when the weights
-    change (in place or by a state_dict loaded after the swap); with autograd on they are computed in the graph."""
+    With `cache_kernels` (test.py: the weights are fixed) the transformed kernels are kept in a buffer that is not
+    saved (`transformed`), recomputed when the weights change (in place or by a state_dict loaded after the swap).
+    Without it (training: fused Adam updates the weights without bumping their version counter, so a cache could not
+    tell) they are transformed at every call, about 1 ms for 256 channels. With autograd the backward pass is the
+    direct convolution's (`winograd_conv2d`). Under autocast the layer is the direct convolution (the transforms
+    lose too much in 16 bits)."""
 
-    def __init__(self, conv: nn.Conv2d) -> None:
+    def __init__(self, conv: nn.Conv2d, cache_kernels: bool = True) -> None:
         super().__init__()
         if not eligible(conv, min_channels=1):
             raise ValueError(f"not a 3x3, stride 1, ungrouped, zero-padded convolution: {conv}")
         self.weight, self.bias = conv.weight, conv.bias
         self.padding = conv.padding
+        self.cache_kernels = cache_kernels
         self.register_buffer("transformed", None, persistent=False)
         self._transformed_from: tuple | None = None
         self.register_load_state_dict_post_hook(lambda module, _keys: module.refresh())
         self.refresh()
 
     def refresh(self) -> None:
-        """Transform the kernels again if the weights changed since the last time."""
+        """Transform the kernels again if the weights changed since the last time (with `cache_kernels`)."""
         weight = self.weight
+        if not self.cache_kernels:
+            return
         source = (weight.data_ptr(), weight._version, weight.dtype, weight.device)
         if source != self._transformed_from:
             with torch.no_grad():
                 self.transformed = transform_weight(weight)
             self._transformed_from = source
 
-    def transformed_weight(self) -> torch.Tensor:
-        if torch.is_grad_enabled() and self.weight.requires_grad:
-            return transform_weight(self.weight)
-        self.refresh()
-        return self.transformed
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pad_h, pad_w = self.padding
         if torch.compiler.is_compiling():
-            if winograd_operator is None or (torch.is_grad_enabled() and self.weight.requires_grad):
+            if (winograd_operator is None or not self.cache_kernels
+                    or (torch.is_grad_enabled() and self.weight.requires_grad)):
                 return F.conv2d(x, self.weight, self.bias, padding=self.padding)
             # the buffer as it was when compiled: test.py compiles after loading the weights (the hook refreshes it)
             x = F.pad(x, (pad_w, pad_w, pad_h, pad_h))
             return winograd_operator(x, self.transformed, self.bias)
+        if _autocasting(x.device.type):
+            return F.conv2d(x, self.weight, self.bias, padding=self.padding)
         if pad_h or pad_w:
             x = F.pad(x, (pad_w, pad_w, pad_h, pad_h))
-        return winograd_conv3x3(x, self.transformed_weight(), self.bias)
+        if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, self.weight, self.bias)):
+            return winograd_conv2d(x, self.weight, self.bias)
+        self.refresh()
+        kernels = self.transformed if self.cache_kernels else transform_weight(self.weight)
+        return winograd_conv3x3(x, kernels, self.bias)
 
     def extra_repr(self) -> str:
         channels = f"{self.weight.shape[1]}, {self.weight.shape[0]}"
@@ -161,6 +205,7 @@ def eligible(module: nn.Module, min_channels: int = MIN_CHANNELS) -> bool:
             and min(module.in_channels, module.out_channels) >= min_channels)
 
 
-def convert_to_winograd(net: nn.Module, min_channels: int = MIN_CHANNELS) -> int:
+def convert_to_winograd(net: nn.Module, min_channels: int = MIN_CHANNELS, cache_kernels: bool = True) -> int:
     """Swap every eligible convolution of `net` for a `WinogradConv2d`, in place; returns how many."""
-    return len(replace_modules(net, lambda module: eligible(module, min_channels), WinogradConv2d))
+    return len(replace_modules(net, lambda module: eligible(module, min_channels),
+                               lambda conv: WinogradConv2d(conv, cache_kernels)))

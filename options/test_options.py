@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from util.errors import I2IError
 from util.option_types import number
 from util.saved_options import ARCHITECTURE, read_saved_options
 
@@ -57,12 +56,10 @@ class TestOptions(BaseOptions):
     def check(self, opt: argparse.Namespace) -> None:
         super().check(opt)
         if opt.fast_convs:
-            from networks.fast_convs import check_backend
+            from networks.fast_convs import check_backend, check_precision
 
             check_backend(opt.backend)
-        if opt.fast_convs and opt.amp:
-            raise I2IError("--fast_convs computes in float32 (Winograd's transforms lose too much in 16 bits); drop "
-                           "--amp or --fast_convs.")
+            check_precision(opt)
 
     def gather_options(self, argv: list[str]) -> argparse.Namespace:
         """Parse as usual, then default the architecture options to those the run was trained with."""

@@ -14,7 +14,8 @@ from torch import nn
 
 from networks import build_generator
 from networks.fast_convs import KernelRowsConv2d, convert_to_direct, convert_to_fast, use_fast_convs
-from networks.winograd import WinogradConv2d, convert_to_winograd, transform_weight, winograd_conv3x3
+from networks.winograd import (WinogradConv2d, convert_to_winograd, transform_weight, winograd_conv2d,
+                               winograd_conv3x3)
 from tests.helpers import load_script, write_images
 from util.errors import I2IError
 
@@ -48,7 +49,7 @@ def test_gradients_flow_to_the_input_and_the_weights():
     conv = nn.Conv2d(3, 4, 3, padding=1).double()
     fast = WinogradConv2d(conv)
     x = torch.randn(1, 3, 6, 5, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda x, w, b: winograd_conv3x3(F.pad(x, (1, 1, 1, 1)), transform_weight(w), b),
+    assert torch.autograd.gradcheck(lambda x, w, b: winograd_conv2d(F.pad(x, (1, 1, 1, 1)), w, b),
                                     (x, conv.weight, conv.bias))
     fast(x).square().sum().backward()
     direct_x = x.detach().clone().requires_grad_(True)
@@ -137,10 +138,10 @@ def argv_of(tmp_path, results: str, *extra: str) -> list[str]:
 
 
 def test_test_py_fast_convs_gives_the_plain_outputs_within_one_level(tmp_path, monkeypatch):
-    import models.base_model
+    import networks.fast_convs
 
     swapped = []
-    monkeypatch.setattr(models.base_model, "use_fast_convs", lambda net, device: swapped.append(convert_to_fast(net)))
+    monkeypatch.setattr(networks.fast_convs, "use_fast_convs", lambda net, device, **_: swapped.append(convert_to_fast(net)))
     run_folder(tmp_path)
     test = load_script("test")
     test.main(argv_of(tmp_path, "plain"))
