@@ -38,14 +38,6 @@ def checkpoint_calls(monkeypatch) -> list[int]:
     return calls
 
 
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 def options(tmp_path, model_name: str, flags: list[str], name: str = "run"):
     root = unaligned_dataset(tmp_path / "data", size=32)
     aligned_dataset(root, size=128)

@@ -49,14 +49,6 @@ def test_fast_convs_with_amp_is_refused(tmp_path):
         build(tmp_path, "--fast_convs", "--amp")
 
 
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 def test_a_training_step_equals_the_direct_one(tmp_path, float64):
     """In float64 the algorithms' rounding is far below what a wrong transform or gradient would show (float32
     rounding, amplified through the generators' norms, reaches 1e-3 of some first-layer gradients)."""
