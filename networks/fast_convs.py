@@ -14,8 +14,8 @@ the output only by rounding (about 1e-5 at the output of a trained resnet_9block
 
 train.py --fast_convs swaps the same layers for training: Winograd computes the forward pass and the backward
 pass is the direct convolution's (a convolution's gradients do not depend on how its output was computed); the
-kernel rows run through autograd. A CycleGAN 256 px step takes about 7 % less time, and its peak RSS grows by
-about 0.7 GiB (Winograd's transient buffers in glibc's heap), so it is not a default (docs/scaling.md). On GPUs
+kernel rows run through autograd. A CycleGAN 256 px step takes 1.5-3 % less time (alternating steps in one
+process) for 0.1 GiB more peak RSS and a different rounding, so it is not a default (docs/scaling.md). On GPUs
 cuDNN picks its own algorithms, Winograd's among them.
 """
 

@@ -226,3 +226,26 @@ def test_translate_py_fast_convs_swaps_the_layers_and_keeps_the_images(tmp_path)
         assert diff.max() <= 1
     with pytest.raises(I2IError, match="--fast_convs"):
         load_translator(folder, fast_convs=True, backend="onnxruntime")
+
+
+@pytest.mark.parametrize("band_bytes", [1, 2**20])
+def test_bands_of_tile_rows_give_the_whole_convolution(monkeypatch, band_bytes):
+    """Tiles in bands (one tile row each at 1 byte; a few rows at 1 MiB), partial tiles at the edges, batch 2."""
+    import networks.winograd
+
+    monkeypatch.setattr(networks.winograd, "BAND_BYTES", band_bytes)
+    torch.manual_seed(0)
+    x = torch.randn(2, 16, 31, 22, dtype=torch.float64)
+    weight, bias = torch.randn(24, 16, 3, 3, dtype=torch.float64), torch.randn(24, dtype=torch.float64)
+    got = winograd_conv3x3(x, transform_weight(weight), bias)
+    torch.testing.assert_close(got, F.conv2d(x, weight, bias), rtol=0, atol=1e-10)
+
+
+def test_buffers_made_in_inference_mode_serve_training_calls_after():
+    torch.manual_seed(0)
+    x, weight = torch.randn(1, 8, 10, 10), torch.randn(8, 8, 3, 3)
+    with torch.inference_mode():
+        winograd_conv3x3(torch.randn(1, 8, 30, 30), transform_weight(weight))  # buffers larger than needed below
+    w = weight.clone().requires_grad_(True)
+    winograd_conv2d(x, w).sum().backward()
+    torch.testing.assert_close(winograd_conv2d(x, w), F.conv2d(x, w), rtol=0, atol=1e-4)
