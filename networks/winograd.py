@@ -112,7 +112,8 @@ def _buffer(name: str, numel: int, like: torch.Tensor) -> torch.Tensor:
     """A flat buffer of at least `numel` elements kept between calls. Fresh transient buffers of tens of MiB at
     every call left holes in glibc's heap between the activations a training step keeps: the peak RSS of a
     CycleGAN 256 px step grew by 0.7 GiB (3.85 -> 4.55) with the live tensors unchanged (3.16 -> 3.17 GiB); with
-    these buffers and bands, by 0.11 GiB."""
+    these buffers and bands, by 0.11 GiB. The buffers are shared by every Winograd layer of the process, so one
+    thread at a time may run them (i2i's drivers run the networks on the main thread only)."""
     key = (name, like.dtype, like.device)
     buffer = _buffers.get(key)
     if buffer is None or buffer.numel() < numel:
