@@ -49,16 +49,15 @@ BAND_BYTES = 16 * 2**20  # the most each transform buffer holds (a band of tile 
 def transform_weight(weight: torch.Tensor, scratch: bool = False) -> torch.Tensor:
     """G g Gᵀ of each (output, input) 3x3 kernel, as 36 matrices C_in x C_out: one matrix product with G ⊗ G over
     the kernels laid out (9, C_in C_out). In the weights' dtype: float64 gave the same float32 result to 1e-7.
-    `scratch`: into a buffer the next call overwrites (for kernels used once: training's forward pass)."""
+    `scratch`: into a buffer the next call overwrites (for kernels used once: training's forward pass); else a
+    tensor of its own."""
     out_channels, in_channels = weight.shape[:2]
-    if not scratch:
-        kernels = weight.detach().permute(2, 3, 1, 0).reshape(9, -1)
-        return (G_2D.to(kernels) @ kernels).view(WINDOW * WINDOW, in_channels, out_channels)
     kernels = _buffer("kernels", weight.numel(), weight).view(3, 3, in_channels, out_channels)
     kernels.copy_(weight.detach().permute(2, 3, 1, 0))
     u = _buffer("transformed kernels", WINDOW * WINDOW * in_channels * out_channels, weight).view(WINDOW * WINDOW, -1)
     torch.matmul(G_2D.to(weight), kernels.view(9, -1), out=u)
-    return u.view(WINDOW * WINDOW, in_channels, out_channels)
+    u = u.view(WINDOW * WINDOW, in_channels, out_channels)
+    return u if scratch else u.clone()
 
 
 def winograd_conv3x3(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -144,13 +143,6 @@ class _WinogradForward(torch.autograd.Function):
         return grad_x, grad_weight, grad_bias if ctx.has_bias else None
 
 
-def _autocasting(device_type: str) -> bool:
-    try:
-        return torch.is_autocast_enabled(device_type)
-    except TypeError:  # PyTorch before 2.4
-        return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
-
-
 def winograd_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """The 3x3 convolution (stride 1, no padding) of `x` with `weight`, differentiable: F(4x4, 3x3) forward, the
     direct convolution's backward. The kernels are transformed at every call (the weights change at every step;
@@ -219,7 +211,7 @@ class WinogradConv2d(nn.Module):
             # the buffer as it was when compiled: test.py compiles after loading the weights (the hook refreshes it)
             x = F.pad(x, (pad_w, pad_w, pad_h, pad_h))
             return winograd_operator(x, self.transformed, self.bias)
-        if _autocasting(x.device.type):
+        if torch.is_autocast_enabled(x.device.type):
             return F.conv2d(x, self.weight, self.bias, padding=self.padding)
         if pad_h or pad_w:
             x = F.pad(x, (pad_w, pad_w, pad_h, pad_h))
