@@ -107,9 +107,13 @@ def use_fast_convs(net: nn.Module, device: torch.device, cache_kernels: bool = T
 
 
 def apply_fast_convs(net: nn.Module, opt, device: torch.device, training: bool) -> None:
-    """--fast_convs (train.py and test.py): `use_fast_convs`, without the kernel cache in training (the weights
-    change at every step)."""
-    if getattr(opt, "fast_convs", False):
+    """--fast_convs (train.py and test.py): `use_fast_convs`. In training without the kernel cache (the weights
+    change at every step) and without the nothing-to-swap warning: every discriminator would give it."""
+    if not getattr(opt, "fast_convs", False):
+        return
+    if training and device.type == "cpu":
+        convert_to_fast(net, cache_kernels=False)
+    else:
         use_fast_convs(net, device, cache_kernels=not training)
 
 

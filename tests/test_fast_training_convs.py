@@ -4,6 +4,8 @@ leaves their version counter alone, so no cache may be trusted)."""
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -42,6 +44,13 @@ def test_fast_convs_swaps_the_generators_wide_and_narrow_convolutions(tmp_path):
     assert len(winograd) == 2 * 6 * 2  # G_A and G_B, 6 blocks, 2 convolutions each; none in the discriminators
     assert all(not layer.cache_kernels and layer.transformed is None for layer in winograd)
     assert len(rows) == 2  # each generator's last 7x7 convolution to RGB
+
+
+def test_fast_convs_in_training_does_not_warn_about_the_discriminators(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the discriminators have nothing to swap; that is no news to the user
+        winograd, _ = swapped_layers(build(tmp_path, "--fast_convs"))
+    assert winograd
 
 
 def test_fast_convs_with_amp_is_refused(tmp_path):
