@@ -123,6 +123,22 @@ def test_cycle_gan_shared_calls_give_the_numbers_of_separate_calls(tmp_path, mon
             torch.testing.assert_close(p.grad, q.grad, rtol=1e-8, atol=1e-12)
 
 
+def test_cycle_gan_runs_large_identity_images_apart_on_the_cpu(tmp_path):
+    """On the CPU the shared identity call pays for small images only; from 2 x 256 x 256 pixels per call the
+    identity images run in their own calls (faster there, docs/scaling.md). The numbers are the same either way."""
+    from models.cycle_gan_model import CPU_IDENTITY_BATCH_PIXELS
+
+    model, _, batch = make_model("cycle_gan", tmp_path, ["--norm", "instance"])
+    model.set_input(batch)
+    assert model.batches_identity()  # 2 x 32 x 32 pixels
+    side = int((CPU_IDENTITY_BATCH_PIXELS // 2) ** 0.5)
+    large = dict(batch, A=torch.zeros(1, 3, side, side), B=torch.zeros(1, 3, side, side))
+    model.set_input(large)
+    assert not model.batches_identity()
+    model.set_input(dict(large, A=large["A"][..., : side // 2], B=large["B"][..., : side // 2]))
+    assert model.batches_identity()
+
+
 def test_cycle_gan_with_batch_norm_keeps_separate_calls(tmp_path):
     model, _, batch = make_model("cycle_gan", tmp_path, ["--norm", "batch"])
     model.set_input(batch)
