@@ -115,16 +115,16 @@ class BaseModel(CheckpointMixin, ABC):
                               affine=opt.affine_output)
         if self.isTrain and opt.checkpoint_activations and not any(isinstance(m, CheckpointableBlock)
                                                                    for m in net.modules()):
-            warnings.warn(f"--checkpoint_activations: --netG {opt.netG} has no blocks that recompute their "
-                          "activations (the ResNets and U-Nets have), so it stores them as without the flag.",
-                          stacklevel=2)
+            warnings.warn(f"--checkpoint_activations: --netG {opt.netG} has no blocks that recompute their activations "
+                          "(the ResNets and U-Nets have), so it stores them as without the flag.", stacklevel=2)
         return self.place(net)
 
     def discriminator(self, input_nc: int) -> nn.Module:
-        """The --netD discriminator with the run's --ndf/--n_layers_D/--norm/--init_type, on this model's device."""
+        """The --netD discriminator (the run's --ndf/--n_layers_D/--norm/--init_type/--spectral_norm), on the device."""
         opt = self.opt
         return self.place(build_discriminator(opt.netD, input_nc, opt.ndf, n_layers_D=opt.n_layers_D, norm=opt.norm,
-                                              init_type=opt.init_type, init_gain=opt.init_gain))
+                                              init_type=opt.init_type, init_gain=opt.init_gain,
+                                              spectral_norm=opt.spectral_norm))
 
     def set_paired_input(self, input: dict[str, Any]) -> None:
         """real_A/real_B (swapped by --direction BtoA) on the device, and the paths of the source side."""

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from networks import build_discriminator, get_norm_layer, identity_start, init_weights
+from networks import build_discriminator, get_norm_layer, identity_start, init_weights, spectral_normalised
 from networks.antialias_patchgan import AntialiasNLayerDiscriminator
 from networks.cut_resnet import AntialiasResnetGenerator
 from networks.patch_sample import PATCH_SAMPLERS, EncoderTaps, encoder_features
@@ -180,10 +180,12 @@ class CUTModel(BaseModel):
         opt = self.opt
         if opt.no_antialias or opt.netD not in _PATCHGAN_LAYERS:
             return build_discriminator(opt.netD, opt.output_nc, opt.ndf, n_layers_D=opt.n_layers_D, norm=opt.norm,
-                                       init_type=opt.init_type, init_gain=opt.init_gain)
+                                       init_type=opt.init_type, init_gain=opt.init_gain,
+                                       spectral_norm=opt.spectral_norm)
         n_layers = 3 if opt.netD == "basic" else opt.n_layers_D
         net = AntialiasNLayerDiscriminator(opt.output_nc, opt.ndf, n_layers, norm_layer=get_norm_layer(opt.norm))
-        return init_weights(net, opt.init_type, opt.init_gain)
+        net = init_weights(net, opt.init_type, opt.init_gain)
+        return spectral_normalised(net) if opt.spectral_norm else net
 
     def data_dependent_initialize(self, data: dict[str, Any]) -> None:
         """Create F's MLPs from the features of the first batch, then F's optimizer (with its LR scheduler)."""

@@ -47,6 +47,9 @@ class CycleGANModel(BaseModel):
             parser.add_argument("--lambda_warmup", type=number(int, at_least=0), default=0,
                                 help="epochs over which the cycle and identity weights rise linearly to lambda_A/"
                                      "lambda_B (epoch E of N trains at E/N of them); 0: full weights from the start")
+            parser.add_argument("--lambda_R1", type=number(float, at_least=0), default=0.0,
+                                help="R1 penalty: each D's loss gains lambda_R1 / 2 times the squared norm of the "
+                                     "gradient of its summed output on real images (Mescheder et al., 2018); 0: off")
         return parser
 
     def __init__(self, opt: argparse.Namespace) -> None:
@@ -149,6 +152,9 @@ class CycleGANModel(BaseModel):
             loss = 0.5 * (self.criterionGAN(pred_real, True) + self.criterionGAN(pred_fake, False))
             if self.criterionGAN.uses_gradient_penalty:
                 loss = loss + gradient_penalty(netD, real, fake, scaler=self.grad_scaler)
+            if self.opt.lambda_R1 > 0:  # R1: the squared gradient norm on real images, the WGAN-GP code at target 0
+                loss = loss + gradient_penalty(netD, self.augment_for_D(real), real, kind="real", constant=0.0,
+                                               lambda_gp=self.opt.lambda_R1 / 2, scaler=self.grad_scaler)
         self.backward(loss)
         return loss
 

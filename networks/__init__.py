@@ -21,7 +21,7 @@ INIT_TYPES = Registry("init type", option="init_type")
 from . import patchgan, resnet, unet  # noqa: E402  (built-in families register themselves)
 from . import antialias_patchgan, cut_resnet, global_discriminator, unet_upsample  # noqa: E402
 from .init import init_weights  # noqa: E402
-from .norm import NormLayer, conv_bias_for, get_norm_layer  # noqa: E402
+from .norm import NormLayer, conv_bias_for, get_norm_layer, spectral_normalised  # noqa: E402
 from .residual import identity_start  # noqa: E402
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "conv_bias_for",
     "get_norm_layer",
     "init_weights",
+    "spectral_normalised",
     "identity_start",
     "patchgan",
     "resnet",
@@ -72,8 +73,11 @@ def build_discriminator(
     norm: str = "batch",
     init_type: str = "normal",
     init_gain: float = 0.02,
+    spectral_norm: bool = False,
 ) -> nn.Module:
-    """Build the discriminator registered as `netD` and initialise its weights (on the CPU)."""
+    """Build the discriminator registered as `netD` and initialise its weights (on the CPU); `spectral_norm`:
+    every convolution's weight divided by its largest singular value (Miyato et al., 2018)."""
     builder = DISCRIMINATORS.get(netD)
-    net = builder(input_nc, ndf, n_layers=n_layers_D, norm_layer=get_norm_layer(norm))
-    return init_weights(net, init_type, init_gain)
+    net = init_weights(builder(input_nc, ndf, n_layers=n_layers_D, norm_layer=get_norm_layer(norm)), init_type,
+                       init_gain)
+    return spectral_normalised(net) if spectral_norm else net

@@ -40,3 +40,13 @@ def get_norm_layer(name: str) -> NormLayer:
 def conv_bias_for(norm_layer: NormLayer) -> bool:
     """The reference's bias rule: hidden convolutions get a bias only in front of an InstanceNorm."""
     return isinstance(norm_layer(1), nn.InstanceNorm2d)
+
+
+def spectral_normalised(net: nn.Module) -> nn.Module:
+    """`net` with every convolution's weight divided by an estimate of its largest singular value (one power
+    iteration per training call; torch.nn.utils.parametrizations.spectral_norm). The state_dict then holds each
+    weight as `<name>.parametrizations.weight.original` with the power iteration's vectors beside it."""
+    for module in net.modules():
+        if isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
+            nn.utils.parametrizations.spectral_norm(module)
+    return net

@@ -60,6 +60,9 @@ class TrainOptions(BaseOptions):
         add("--diff_augment", type=str, default="",
             help="differentiable augmentation of every image the discriminators see: comma-separated from color, "
             "translation, cutout; empty: off")
+        add("--spectral_norm", action="store_true", help="spectral normalisation of every convolution of the "
+            "discriminators (Miyato et al., 2018); their checkpoints then hold each weight as "
+            "<layer>.parametrizations.weight.original")
         add("--gan_mode", type=str, default="lsgan", choices=GAN_LOSSES.names(),
             help="GAN objective; wgangp adds the gradient penalty to the discriminator's loss")
         add("--pool_size", type=number(int, at_least=0), default=50, help="size of the buffer of previously generated images")

@@ -99,6 +99,7 @@ TRAIN_DEFAULTS = {
     "lr_D": 0.0,
     "ema_decay": 0.0,
     "diff_augment": "",
+    "spectral_norm": False,
     "gan_mode": "lsgan",
     "pool_size": 50,
     "lr_policy": "linear",
@@ -194,7 +195,8 @@ def test_parsed_train_defaults(dataroot):
     opt = parse_train(dataroot)
     expected = {**BASE_DEFAULTS, **TRAIN_DEFAULTS, "dataroot": str(dataroot), "gpu_ids": [],
                 "no_dropout": True,  # cycle_gan's hook
-                "lambda_A": 10.0, "lambda_B": 10.0, "lambda_identity": 0.5, "lambda_warmup": 0, "isTrain": True,
+                "lambda_A": 10.0, "lambda_B": 10.0, "lambda_identity": 0.5, "lambda_warmup": 0, "lambda_R1": 0.0,
+                "isTrain": True,
                 "fast_convs": False}  # train.py and test.py each have it
     assert vars(opt) == expected
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 from models import create_model
 from models.diffaugment import cutout, diff_augment, parse_policy, translation
@@ -287,3 +288,50 @@ def test_an_affine_run_is_rebuilt_by_test_py_and_translate(tmp_path):
 
     translator = load_translator(tmp_path / "checkpoints" / "aff")
     assert any(hook.__name__ == "affine_output" for hook in translator.net.net._forward_hooks.values())
+
+
+def _largest_singular_value(conv: torch.nn.Module) -> float:
+    return torch.linalg.matrix_norm(conv.weight.detach().flatten(1), ord=2).item()
+
+
+def test_spectral_norm_scales_every_discriminator_convolution_to_one_and_round_trips(tmp_path):
+    model = create_model(_train_opt(tmp_path, "--spectral_norm"))
+    _step(model, tmp_path)
+    convs = [m for m in model.netD_A.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(abs(_largest_singular_value(c) - 1) < 0.05 for c in convs)
+    plain = create_model(_train_opt(tmp_path))
+    assert all(abs(_largest_singular_value(c) - 1) > 0.3 for c in plain.netD_A.modules()
+               if isinstance(c, torch.nn.Conv2d))  # init_weights' N(0, 0.02) alone is far from 1
+    model.save_networks("latest")
+    saved = torch.load(tmp_path / "checkpoints" / "r" / "latest_net_D_A.pth", weights_only=True)
+    assert "model.0.parametrizations.weight.original" in saved and "model.0.weight" not in saved
+    other = create_model(_train_opt(tmp_path, "--spectral_norm", "--seed", "1"))
+    other.netD_A.load_state_dict(saved)
+    x = torch.rand(1, 3, 32, 32)
+    model.netD_A.eval(), other.netD_A.eval()  # eval: no power iteration, the saved estimate is used
+    torch.testing.assert_close(other.netD_A(x), model.netD_A(x))
+    cut = create_model(_train_opt(tmp_path, "--model", "cut", "--spectral_norm"))  # CUT builds its own D
+    assert all(nn.utils.parametrize.is_parametrized(m, "weight") for m in cut.netD.modules()
+               if isinstance(m, nn.Conv2d))
+
+
+def test_r1_adds_the_squared_gradient_norm_on_real_images_to_each_d_loss(tmp_path):
+    import copy
+
+    from data import create_dataset
+    from util.option_types import replaced
+
+    model = create_model(_train_opt(tmp_path, "--lambda_R1", "10"))
+    model.setup(model.opt)
+    plain = copy.deepcopy(model)
+    plain.opt = replaced(model.opt, lambda_R1=0.0)
+    d_before = copy.deepcopy(model.netD_A)
+    batch = next(iter(create_dataset(model.opt)))
+    for each in (model, plain):
+        each.set_input(batch)
+        each.optimize_parameters()
+    real = model.real_B.detach().clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(d_before(real).sum(), real)
+    penalty = 10 / 2 * grad.pow(2).sum()
+    assert penalty > 1e-4
+    torch.testing.assert_close(model.loss_D_A - plain.loss_D_A, penalty, rtol=1e-3, atol=1e-6)
