@@ -177,6 +177,11 @@ def describe_mismatch(net: nn.Module, state_dict: StateDict, *, net_name: str) -
     same_shapes = all(getattr(cleaned.get(k), "shape", None) == v.shape for k, v in expected.items())
     if same_shapes and set(expected) == set(cleaned):
         return None
+    stored_sn, built_sn = (any(".parametrizations.weight." in k for k in keys) for keys in (state_dict, expected))
+    if stored_sn != built_sn:
+        fix = "add --spectral_norm" if stored_sn else "leave out --spectral_norm"
+        return (f"the stored weights of net {net_name} were saved with other options: its convolutions are "
+                f"{'' if stored_sn else 'not '}spectrally normalised ({fix}).")
     # Read the layout from the file as stored: stripping can remove BatchNorm statistics aimed at InstanceNorm.
     hints = _hints(_layout(_unwrap_data_parallel(net, state_dict)), _layout(expected))
     if hints:

@@ -265,6 +265,12 @@ def _hint(stored: nn.Module, built: nn.Module, name: str = "G_A") -> str:
     return message
 
 
+def test_spectral_norm_on_one_side_only_points_at_the_flag() -> None:
+    plain, normalised = (build_discriminator("basic", 3, 8, spectral_norm=sn) for sn in (False, True))
+    assert "(add --spectral_norm)" in _hint(normalised, build_discriminator("basic", 3, 8), "D_A")
+    assert "(leave out --spectral_norm)" in _hint(plain, normalised, "D_A")
+
+
 def test_matching_state_dict_gives_no_message() -> None:
     net = generator("resnet_9blocks", norm="instance")
     assert describe_mismatch(net, generator("resnet_9blocks", norm="instance").state_dict(), net_name="G") is None
