@@ -20,8 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from networks import build_discriminator, get_norm_layer, identity_start, init_weights, spectral_normalised
-from networks.antialias_patchgan import AntialiasNLayerDiscriminator
+from networks import build_discriminator, get_norm_layer, identity_start, init_weights
 from networks.cut_resnet import AntialiasResnetGenerator
 from networks.patch_sample import PATCH_SAMPLERS, EncoderTaps, encoder_features
 from util import runtime
@@ -38,7 +37,7 @@ MODE_PRESETS: dict[str, dict[str, Any]] = {
     "FastCUT": dict(nce_idt=False, lambda_NCE=10.0, flip_equivariance=True, n_epochs=150, n_epochs_decay=50),
 }
 _RESNET_BLOCKS = {"resnet_9blocks": 9, "resnet_6blocks": 6}
-_PATCHGAN_LAYERS = {"basic": None, "n_layers": None}  # None: 3 for basic, --n_layers_D for n_layers
+_PATCHGAN_NAMES = ("basic", "n_layers")  # the PatchGANs CUT anti-aliases
 
 
 def str2bool(value: str | bool) -> bool:
@@ -177,15 +176,12 @@ class CUTModel(BaseModel):
         return identity_start(net, residual=opt.residual_output, affine=opt.affine_output)
 
     def _cut_discriminator(self) -> nn.Module:
+        """--netD, with CUT's anti-aliased PatchGAN (the registry's antialias_basic/antialias_n_layers) for basic
+        and n_layers unless --no_antialias."""
         opt = self.opt
-        if opt.no_antialias or opt.netD not in _PATCHGAN_LAYERS:
-            return build_discriminator(opt.netD, opt.output_nc, opt.ndf, n_layers_D=opt.n_layers_D, norm=opt.norm,
-                                       init_type=opt.init_type, init_gain=opt.init_gain,
-                                       spectral_norm=opt.spectral_norm)
-        n_layers = 3 if opt.netD == "basic" else opt.n_layers_D
-        net = AntialiasNLayerDiscriminator(opt.output_nc, opt.ndf, n_layers, norm_layer=get_norm_layer(opt.norm))
-        net = init_weights(net, opt.init_type, opt.init_gain)
-        return spectral_normalised(net) if opt.spectral_norm else net
+        name = opt.netD if opt.no_antialias or opt.netD not in _PATCHGAN_NAMES else f"antialias_{opt.netD}"
+        return build_discriminator(name, opt.output_nc, opt.ndf, n_layers_D=opt.n_layers_D, norm=opt.norm,
+                                   init_type=opt.init_type, init_gain=opt.init_gain, spectral_norm=opt.spectral_norm)
 
     def data_dependent_initialize(self, data: dict[str, Any]) -> None:
         """Create F's MLPs from the features of the first batch, then F's optimizer (with its LR scheduler)."""
