@@ -308,7 +308,8 @@ def test_spectral_norm_scales_every_discriminator_convolution_to_one_and_round_t
     other = create_model(_train_opt(tmp_path, "--spectral_norm", "--seed", "1"))
     other.netD_A.load_state_dict(saved)
     x = torch.rand(1, 3, 32, 32)
-    model.netD_A.eval(), other.netD_A.eval()  # eval: no power iteration, the saved estimate is used
+    for net in (model.netD_A, other.netD_A):
+        net.eval()  # no power iteration: the saved estimate is used
     torch.testing.assert_close(other.netD_A(x), model.netD_A(x))
     cut = create_model(_train_opt(tmp_path, "--model", "cut", "--spectral_norm"))  # CUT builds its own D
     assert all(nn.utils.parametrize.is_parametrized(m, "weight") for m in cut.netD.modules()
