@@ -106,7 +106,9 @@ IDENTITY_STARTS = ("residual_output", "affine_output")  # train_opt.json flags t
 
 
 def architecture_flags(arch: dict) -> list[str]:
-    return ["--ngf", str(arch["ngf"])] + [f"--{flag}" for flag in IDENTITY_STARTS if arch[flag]]
+    smooth = ["--affine_smooth", str(arch["affine_smooth"]), "--affine_edge_sigma", str(arch["affine_edge_sigma"])
+              ] if arch.get("affine_smooth", 1) != 1 else []
+    return ["--ngf", str(arch["ngf"])] + [f"--{flag}" for flag in IDENTITY_STARTS if arch[flag]] + smooth
 
 
 def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -117,7 +119,8 @@ def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 def weights_architecture(path: str | os.PathLike, config: str) -> dict:
     """What `--weights` needs besides --netG resnet_9blocks: --ngf (the first convolution's output channels) and,
-    from a train_opt.json beside the file (train.py writes one), --residual_output and --affine_output."""
+    from a train_opt.json beside the file (train.py writes one), --residual_output, --affine_output and
+    --affine_smooth and --affine_edge_sigma."""
     if not config.startswith("resnet_9blocks"):
         raise SystemExit(f"error: --weights takes a resnet_9blocks generator; config {config} is another network "
                          "(pass --configs resnet_9blocks_256).")
@@ -125,7 +128,8 @@ def weights_architecture(path: str | os.PathLike, config: str) -> dict:
     first = next((t for t in state.values() if t.dim() == 4), None)
     if first is None:
         raise SystemExit(f"error: --weights {path}: no convolution weights in the file.")
-    arch = {"ngf": int(first.shape[0])} | dict.fromkeys(IDENTITY_STARTS, False)
+    arch = {"ngf": int(first.shape[0]), "affine_smooth": 1, "affine_edge_sigma": 0.0} | dict.fromkeys(IDENTITY_STARTS,
+                                                                                                      False)
     saved = Path(path).parent / "train_opt.json"
     if saved.is_file():
         options = json.loads(saved.read_text(encoding="utf-8"))
@@ -133,6 +137,8 @@ def weights_architecture(path: str | os.PathLike, config: str) -> dict:
             raise SystemExit(f"error: --weights {path}: {saved} says --netG {options.get('netG')} --norm "
                              f"{options.get('norm')}; the benchmark's resnet config is resnet_9blocks, instance norm.")
         arch |= {flag: bool(options.get(flag, False)) for flag in IDENTITY_STARTS}
+        arch["affine_smooth"] = int(options.get("affine_smooth", 1))
+        arch["affine_edge_sigma"] = float(options.get("affine_edge_sigma", 0.0))
     return arch
 
 
@@ -719,7 +725,9 @@ def check_arguments(args: argparse.Namespace, configs: list[str], batches: list[
 
         try:  # here rather than in every row's process
             load_weights(build_generator("resnet_9blocks", 3, 3, arch["ngf"], norm="instance", use_dropout=False,
-                                         residual=arch["residual_output"], affine=arch["affine_output"]), args.weights)
+                                         residual=arch["residual_output"], affine=arch["affine_output"],
+                                         affine_smooth=arch["affine_smooth"],
+                                         affine_edge_sigma=arch["affine_edge_sigma"]), args.weights)
         except I2IError as error:
             raise SystemExit(f"error: --weights: {error}") from None
     if args.images > 0:

@@ -174,7 +174,7 @@ def load_translator(checkpoint_dir: str | os.PathLike, *, epoch: str = "latest",
 
 def load_generator(folder: Path, epoch: str, generator: str) -> tuple[nn.Module, int]:
     """Generator `generator` of checkpoint `epoch` in `folder`, built from train_opt.json; and its input channels."""
-    from networks import build_generator
+    from networks import build_generator, identity_start_arguments
     from networks.compat import load_state_dict_compat
     from util.checkpoint import SAFETENSORS, existing_checkpoint, load_state_dict
     from util.saved_options import architecture, read_saved_options
@@ -189,8 +189,7 @@ def load_generator(folder: Path, epoch: str, generator: str) -> tuple[nn.Module,
     if generator.endswith("_B"):  # G_B translates B -> A
         input_nc, output_nc = output_nc, input_nc
     net = build_generator(arch["netG"], input_nc, output_nc, arch["ngf"], norm=arch["norm"],
-                          use_dropout=not arch["no_dropout"], residual=arch["residual_output"],
-                          affine=arch["affine_output"])
+                          use_dropout=not arch["no_dropout"], **identity_start_arguments(arch))
     path = existing_checkpoint(network_file(folder, epoch, generator))
     if path is None:
         found = ", ".join(sorted(p.name for p in folder.glob(f"{epoch}_net_G*") if p.suffix in (".pth", SAFETENSORS)))

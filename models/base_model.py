@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from networks import build_discriminator, build_generator
+from networks import build_discriminator, build_generator, identity_start_arguments
 from networks.activation_checkpointing import CheckpointableBlock, set_activation_checkpointing
 from networks.fast_convs import apply_fast_convs
 from util import collectives, precision, runtime
@@ -111,8 +111,7 @@ class BaseModel(CheckpointMixin, ABC):
         """The --netG generator with the run's --ngf/--norm/--no_dropout/--init_type, on this model's device."""
         opt = self.opt
         net = build_generator(opt.netG, input_nc, output_nc, opt.ngf, norm=opt.norm, use_dropout=not opt.no_dropout,
-                              init_type=opt.init_type, init_gain=opt.init_gain, residual=opt.residual_output,
-                              affine=opt.affine_output)
+                              init_type=opt.init_type, init_gain=opt.init_gain, **identity_start_arguments(vars(opt)))
         if self.isTrain and opt.checkpoint_activations and not any(isinstance(m, CheckpointableBlock)
                                                                    for m in net.modules()):
             warnings.warn(f"--checkpoint_activations: --netG {opt.netG} has no blocks that recompute their activations "

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from networks import build_discriminator, get_norm_layer, identity_start, init_weights
+from networks import build_discriminator, get_norm_layer, identity_start, identity_start_arguments, init_weights
 from networks.cut_resnet import AntialiasResnetGenerator
 from networks.patch_sample import PATCH_SAMPLERS, EncoderTaps, encoder_features
 from util import runtime
@@ -173,7 +173,7 @@ class CUTModel(BaseModel):
                                        use_dropout=not opt.no_dropout, n_blocks=_RESNET_BLOCKS[opt.netG],
                                        antialias=not opt.no_antialias, antialias_up=not opt.no_antialias_up)
         net = init_weights(net, opt.init_type, opt.init_gain)
-        return identity_start(net, residual=opt.residual_output, affine=opt.affine_output)
+        return identity_start(net, **identity_start_arguments(vars(opt)))
 
     def _cut_discriminator(self) -> nn.Module:
         """--netD, with CUT's anti-aliased PatchGAN (the registry's antialias_basic/antialias_n_layers) for basic

@@ -22,7 +22,7 @@ from . import patchgan, resnet, unet  # noqa: E402  (built-in families register 
 from . import antialias_patchgan, cut_resnet, global_discriminator, unet_upsample  # noqa: E402
 from .init import init_weights  # noqa: E402
 from .norm import NormLayer, conv_bias_for, get_norm_layer, spectral_normalised  # noqa: E402
-from .residual import identity_start  # noqa: E402
+from .residual import identity_start, identity_start_arguments  # noqa: E402
 
 __all__ = [
     "DISCRIMINATORS",
@@ -37,6 +37,7 @@ __all__ = [
     "init_weights",
     "spectral_normalised",
     "identity_start",
+    "identity_start_arguments",
     "patchgan",
     "resnet",
     "unet",
@@ -55,13 +56,17 @@ def build_generator(
     init_gain: float = 0.02,
     residual: bool = False,
     affine: bool = False,
+    affine_smooth: int = 1,
+    affine_edge_sigma: float = 0.0,
 ) -> nn.Module:
     """Build the generator registered as `netG` and initialise its weights (on the CPU); `residual`/`affine`:
-    predict a change to the input, added or as a per-pixel affine colour transform (networks/residual.py)."""
+    predict a change to the input, added or as a per-pixel affine colour transform (networks/residual.py), its
+    coefficients low-passed by an `affine_smooth`-wide binomial filter (edge-aware for `affine_edge_sigma` > 0)."""
     builder = GENERATORS.get(netG)
     net = init_weights(builder(input_nc, output_nc, ngf, norm_layer=get_norm_layer(norm), use_dropout=use_dropout),
                        init_type, init_gain)
-    return identity_start(net, residual=residual, affine=affine)
+    return identity_start(net, residual=residual, affine=affine, affine_smooth=affine_smooth,
+                          affine_edge_sigma=affine_edge_sigma)
 
 
 def build_discriminator(

@@ -23,13 +23,21 @@ background and the shapes on it). The idea is HDRNet's local affine colour trans
 Bilateral Learning for Real-Time Image Enhancement", 2017). The last convolution's keys stay; its weight and
 bias have C*C + C output channels instead of C.
 
-The tanh has no weights and the wrapping is a forward hook; both options are saved in train_opt.json, so test.py,
-translate.py and export.py rebuild the generator.
+`--affine_smooth N` low-passes A and b with an N x N binomial filter before they are applied (HDRNet gets smooth
+coefficients from a coarse grid). A ResNet decodes them through strided transposed convolutions, whose
+checkerboard would otherwise multiply the input's colours; filtered, the transform varies smoothly and the
+input's edges stay sharp.
+
+The tanh and the filter have no weights and the wrapping is a forward hook; the options are saved in
+train_opt.json, so test.py, translate.py and export.py rebuild the generator.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from util.errors import I2IError
@@ -47,12 +55,66 @@ def residual_output(module: nn.Module, inputs: tuple[torch.Tensor, ...], output:
     return torch.tanh(_atanh_input(inputs, output) + output)
 
 
-def affine_output(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> torch.Tensor:
-    """Forward hook: the generator's output read as a per-pixel matrix and offset applied to atanh(input)."""
-    t = _atanh_input(inputs, output)
-    c = t.shape[1]
-    matrix, offset = output[:, : c * c].unflatten(1, (c, c)), output[:, c * c:]
-    return torch.tanh(t + (matrix * t.unsqueeze(1)).sum(2) + offset)
+class AffineOutput:
+    """Forward hook: the generator's output read as a per-pixel matrix and offset applied to atanh(input).
+
+    `smooth` > 1 low-passes the coefficients with a smooth x smooth binomial filter first (`--affine_smooth`): the
+    transform then varies smoothly in space, so the checkerboard that a strided transposed convolution leaves in
+    its output modulates no colour, while the input's own edges still pass through the multiplication.
+    `edge_sigma` > 0 makes that filter edge-aware (`--affine_edge_sigma`, edge_aware_blur with the input as the
+    guide): the coefficients may still change across the input's edges, so a shape and its background can take
+    different transforms without a halo between them."""
+
+    __name__ = "affine_output"
+
+    def __init__(self, smooth: int = 1, edge_sigma: float = 0.0) -> None:
+        if smooth < 1 or smooth % 2 == 0:
+            raise I2IError(f"--affine_smooth {smooth}: the filter needs an odd size of at least 1 (1: no smoothing).")
+        if edge_sigma < 0 or (edge_sigma > 0 and smooth == 1):
+            raise I2IError(f"--affine_edge_sigma {edge_sigma} shapes the filter of --affine_smooth: give it a value "
+                           "of at least 0, with --affine_smooth 3 or more.")
+        self.smooth, self.edge_sigma = smooth, edge_sigma
+
+    def __call__(self, module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> torch.Tensor:
+        t = _atanh_input(inputs, output)
+        c = t.shape[1]
+        if self.edge_sigma > 0:
+            output = edge_aware_blur(output, inputs[0].to(output.dtype), self.smooth, self.edge_sigma)
+        else:
+            output = binomial_blur(output, self.smooth)
+        matrix, offset = output[:, : c * c].unflatten(1, (c, c)), output[:, c * c:]
+        return torch.tanh(t + (matrix * t.unsqueeze(1)).sum(2) + offset)
+
+
+def binomial_blur(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Each channel of `x` filtered by a size x size binomial kernel (rows of Pascal's triangle; edges replicated),
+    as two one-channel passes over the channels stacked into the batch (a kernel of fixed shape, which the ONNX
+    exporter needs)."""
+    if size == 1:
+        return x
+    row = torch.tensor([math.comb(size - 1, i) for i in range(size)], dtype=x.dtype, device=x.device) / 2 ** (size - 1)
+    n, c, h, w = x.shape
+    flat = F.pad(x.reshape(n * c, 1, h, w), [size // 2] * 4, mode="replicate")
+    flat = F.conv2d(F.conv2d(flat, row.view(1, 1, size, 1)), row.view(1, 1, 1, size))
+    return flat.reshape(n, c, h, w)
+
+
+def edge_aware_blur(x: torch.Tensor, guide: torch.Tensor, size: int, sigma: float) -> torch.Tensor:
+    """`x` filtered by a size x size binomial kernel whose weights also fall off with the colour difference of
+    `guide`'s pixels, exp(-|g_i - g_j|^2 / (2 sigma^2)) (a joint bilateral filter), normalised per pixel: smooth
+    within the guide's regions, not across its edges."""
+    row = [math.comb(size - 1, i) / 2 ** (size - 1) for i in range(size)]
+    h, w = x.shape[-2:]
+    pad = [size // 2] * 4
+    padded_x, padded_guide = F.pad(x, pad, mode="replicate"), F.pad(guide, pad, mode="replicate")
+    total, weights = torch.zeros_like(x), torch.zeros_like(guide[:, :1])
+    for dy in range(size):
+        for dx in range(size):
+            near = padded_guide[..., dy:dy + h, dx:dx + w]
+            weight = row[dy] * row[dx] * torch.exp(-(near - guide).square().sum(1, keepdim=True) / (2 * sigma**2))
+            total = total + weight * padded_x[..., dy:dy + h, dx:dx + w]
+            weights = weights + weight
+    return total / weights
 
 
 def _last(net: nn.Module, kind: type | tuple[type, ...]) -> tuple[nn.Module, str] | None:
@@ -95,9 +157,10 @@ def make_residual(net: nn.Module) -> nn.Module:
     return net
 
 
-def make_affine(net: nn.Module) -> nn.Module:
+def make_affine(net: nn.Module, smooth: int = 1, edge_sigma: float = 0.0) -> nn.Module:
     """Turn `net` (a generator ending in a convolution and a tanh) into one that predicts a per-pixel affine
-    colour transform of its input, starting as the identity."""
+    colour transform of its input, starting as the identity; `smooth`, `edge_sigma`: see AffineOutput."""
+    hook = AffineOutput(smooth, edge_sigma)
     last = _output_convolution(net, "--affine_output")
     if not isinstance(last, nn.Conv2d) or last.groups != 1:
         raise I2IError(f"--affine_output widens the generator's last convolution; {type(net).__name__} ends in "
@@ -107,15 +170,30 @@ def make_affine(net: nn.Module) -> nn.Module:
                      bias=last.bias is not None, padding_mode=last.padding_mode)
     parent, attribute = _last(net, nn.Conv2d | nn.ConvTranspose2d)
     setattr(parent, attribute, _zeroed(wide.to(last.weight.device)))
-    net.register_forward_hook(affine_output)
+    net.register_forward_hook(hook)
     return net
 
 
-def identity_start(net: nn.Module, *, residual: bool = False, affine: bool = False) -> nn.Module:
-    """`net` with the output that `--residual_output` or `--affine_output` asks for (unchanged for neither)."""
+#: the options that choose a generator's output (networks/residual.py), as identity_start's keyword arguments
+IDENTITY_START_OPTIONS = {"residual_output": "residual", "affine_output": "affine", "affine_smooth": "affine_smooth",
+                          "affine_edge_sigma": "affine_edge_sigma"}
+
+
+def identity_start_arguments(options: dict) -> dict:
+    """identity_start's keyword arguments from a run's options (`vars(opt)`, or saved ones)."""
+    return {argument: options[option] for option, argument in IDENTITY_START_OPTIONS.items()}
+
+
+def identity_start(net: nn.Module, *, residual: bool = False, affine: bool = False, affine_smooth: int = 1,
+                   affine_edge_sigma: float = 0.0) -> nn.Module:
+    """`net` with the output that `--residual_output` or `--affine_output` (with `--affine_smooth` and
+    `--affine_edge_sigma`) asks for (unchanged for neither)."""
     if residual and affine:
         raise I2IError("--residual_output and --affine_output are two ways of predicting a change to the input; "
                        "pass one of them.")
+    if affine_smooth != 1 and not affine:
+        raise I2IError(f"--affine_smooth {affine_smooth} smooths the coefficients of --affine_output; add "
+                       "--affine_output or drop --affine_smooth.")
     if affine:
-        return make_affine(net)
+        return make_affine(net, affine_smooth, affine_edge_sigma)
     return make_residual(net) if residual else net

@@ -90,6 +90,13 @@ class BaseOptions:
         add("--affine_output", action="store_true", help="the generator predicts a per-pixel affine colour transform "
             "of its input (a matrix and an offset applied to atanh(input) before its last tanh) and starts as the "
             "identity: the input's edges and shapes pass through; saved with the run, so test.py rebuilds it")
+        add("--affine_smooth", type=number(int, at_least=1), default=1, help="with --affine_output: low-pass its "
+            "per-pixel coefficients with an N x N binomial filter (odd N; 1: none), so the transform varies smoothly "
+            "in space and upsampling artefacts do not reach the output; saved with the run")
+        add("--affine_edge_sigma", type=number(float, at_least=0), default=0.0, help="with --affine_smooth: the "
+            "filter's weights also fall off with the input's colour difference, exp(-d^2 / 2 sigma^2) ([-1, 1] "
+            "units; 0: a plain binomial filter), so the coefficients may change across the input's edges; saved "
+            "with the run")
         add("--preset", default="none", choices=["none", "recommended"],
             help="recommended: i2i's measured recipe for the model (README, Quality); options you type still win; "
             "none: the reference's behaviour")

@@ -79,14 +79,16 @@ def test_export_py_without_a_dataroot_takes_no_demo_presets(tmp_path, monkeypatc
     assert "demo" not in capsys.readouterr().out and not (tmp_path / "datasets").exists()
 
 
-@pytest.mark.parametrize("output", ["residual", "affine"])
+@pytest.mark.parametrize("output", ["residual", "affine", "affine_smooth"])
 def test_onnx_export_of_a_generator_that_transforms_its_input(output, tmp_path):
     """--residual_output and --affine_output run as forward hooks: the exported graph must contain them. The last
     convolution is given random weights, as training would, so the hook's arithmetic shows in the output."""
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     torch.manual_seed(0)
-    net = build_generator("resnet_6blocks", 3, 3, 8, norm="instance", **{output: True}).eval()
+    smoothed = {"affine": True, "affine_smooth": 5, "affine_edge_sigma": 0.1}  # the cycle_gan recipe's output
+    flags = smoothed if output == "affine_smooth" else {output: True}
+    net = build_generator("resnet_6blocks", 3, 3, 8, norm="instance", **flags).eval()
     last = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)][-1]
     with torch.no_grad():
         last.weight.normal_(0, 0.05)

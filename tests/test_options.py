@@ -45,6 +45,8 @@ BASE_DEFAULTS = {
     "no_dropout": False,
     "residual_output": False,
     "affine_output": False,
+    "affine_smooth": 1,
+    "affine_edge_sigma": 0.0,
     "preset": "none",
     "dataset_mode": "unaligned",
     "direction": "AtoB",

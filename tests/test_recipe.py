@@ -11,6 +11,7 @@ from models import create_model
 from models.diffaugment import cutout, diff_augment, parse_policy, translation
 from models.weight_average import WeightAverage
 from networks import GENERATORS, build_generator
+from networks.residual import binomial_blur, edge_aware_blur
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from tests.helpers import load_script, tiny_args, unaligned_dataset
@@ -274,20 +275,71 @@ def test_affine_output_refuses_residual_output_and_unequal_channels():
         build_generator("resnet_6blocks", 1, 3, 8, norm="instance", affine=True)
 
 
+def _set_last_bias(net: nn.Module, bias: torch.Tensor) -> None:
+    with torch.no_grad():
+        [m for m in net.modules() if isinstance(m, nn.Conv2d)][-1].bias.copy_(bias)
+
+
+def test_affine_smooth_low_passes_the_coefficients_and_keeps_the_inputs_edges():
+    """A checkerboard in the coefficients (what a strided transposed convolution leaves) reaches the output
+    without --affine_smooth and is filtered out with it; constant coefficients and the input's edges are kept."""
+    x = torch.rand(1, 3, 16, 16) * 1.6 - 0.8
+    x[..., :, 8:] = -0.8  # a sharp edge
+    checker = (torch.arange(16)[:, None] + torch.arange(16)[None, :]) % 2 * 2.0 - 1  # +-1 on alternate pixels
+    for smooth, moved in ((1, True), (3, False), (5, False)):
+        net = build_generator("resnet_6blocks", 3, 3, 8, norm="instance", affine=True, affine_smooth=smooth)
+        last = [m for m in net.modules() if isinstance(m, nn.Conv2d)][-1]  # starts at zero
+        offsets = 0.5 * torch.cat([torch.zeros(1, 9, 16, 16), checker.expand(1, 3, 16, 16)], 1)
+        last.register_forward_hook(lambda module, inputs, output: output + offsets)  # the matrix stays zero
+        interior = (net(x) - x)[..., 2:-2, 2:-2].abs().max().item()
+        assert (interior > 0.1) if moved else (interior < 1e-5), (smooth, interior)
+    swap = torch.tensor([[0.0, 0, 1], [0, 1, 0], [1, 0, 0]]) - torch.eye(3)
+    net = build_generator("resnet_6blocks", 3, 3, 8, norm="instance", affine=True, affine_smooth=5)
+    _set_last_bias(net, torch.cat([swap.flatten(), torch.full((3,), 0.1)]))
+    assert torch.allclose(net(x), torch.tanh(torch.atanh(x)[:, [2, 1, 0]] + 0.1), atol=1e-5)
+
+
+def test_the_edge_aware_filter_smooths_within_the_inputs_regions_and_not_across_its_edges():
+    """--affine_edge_sigma: with a flat input the filter is the plain binomial one; across an edge of the input a
+    step in the coefficients stays a step, and within each side a checkerboard is still filtered out."""
+    coefficients = torch.randn(1, 12, 16, 16)
+    flat = torch.zeros(1, 3, 16, 16)
+    assert torch.allclose(edge_aware_blur(coefficients, flat, 5, 0.1), binomial_blur(coefficients, 5), atol=1e-6)
+    guide = flat.clone()
+    guide[..., 8:] = 0.6  # a shape's edge
+    checker = ((torch.arange(16)[:, None] + torch.arange(16)[None, :]) % 2 * 2.0 - 1) * 0.5
+    step = (guide[:, :1] > 0).float() + checker  # one transform per side of the edge, a checkerboard on top
+    kept = edge_aware_blur(step, guide, 5, 0.1)
+    assert torch.allclose(kept[..., 2:-2, :], (guide[:, :1] > 0).float()[..., 2:-2, :], atol=1e-3)
+    plain = binomial_blur(step, 5)
+    assert (plain[..., 7:9] - (guide[:, :1] > 0).float()[..., 7:9]).abs().max() > 0.2  # the plain filter blurs it
+
+
+def test_affine_smooth_needs_an_odd_size_and_the_affine_output():
+    with pytest.raises(I2IError, match="--affine_smooth 4: the filter needs an odd size"):
+        build_generator("resnet_6blocks", 3, 3, 8, norm="instance", affine=True, affine_smooth=4)
+    with pytest.raises(I2IError, match="add --affine_output or drop --affine_smooth"):
+        build_generator("resnet_6blocks", 3, 3, 8, norm="instance", affine_smooth=3)
+    with pytest.raises(I2IError, match="--affine_edge_sigma 0.1 shapes the filter of --affine_smooth"):
+        build_generator("resnet_6blocks", 3, 3, 8, norm="instance", affine=True, affine_edge_sigma=0.1)
+
+
 def test_an_affine_run_is_rebuilt_by_test_py_and_translate(tmp_path):
     root = unaligned_dataset(tmp_path / "data", count=2, size=32)
     args = tiny_args(root, tmp_path) + ["--name", "aff", "--netG", "resnet_6blocks", "--affine_output",
-                                        "--n_epochs", "1", "--n_epochs_decay", "0", "--pool_size", "0"]
+                                        "--affine_smooth", "3", "--affine_edge_sigma", "0.2", "--n_epochs", "1",
+                                        "--n_epochs_decay", "0", "--pool_size", "0"]
     load_script("train").main(args)
     opt = TestOptions().parse(tiny_args(root, tmp_path, train=False) + ["--name", "aff", "--model", "test",
                                                                         "--model_suffix", "_A"])
-    assert opt.affine_output and not opt.residual_output
+    assert opt.affine_output and (opt.affine_smooth, opt.affine_edge_sigma) == (3, 0.2) and not opt.residual_output
     model = create_model(opt)
     model.setup(opt)  # loads latest_net_G_A.pth: its widened last convolution fits
     from inference import load_translator
 
     translator = load_translator(tmp_path / "checkpoints" / "aff")
-    assert any(hook.__name__ == "affine_output" for hook in translator.net.net._forward_hooks.values())
+    hooks = [hook for hook in translator.net.net._forward_hooks.values() if hook.__name__ == "affine_output"]
+    assert [(hook.smooth, hook.edge_sigma) for hook in hooks] == [(3, 0.2)]
 
 
 def _largest_singular_value(conv: torch.nn.Module) -> float:

@@ -12,7 +12,7 @@ from .errors import I2IError
 #: the options that shape the networks' weights (and so their state_dicts), with the reference's defaults
 ARCHITECTURE = {"netG": "resnet_9blocks", "ngf": 64, "netD": "basic", "ndf": 64, "n_layers_D": 3, "norm": "instance",
                 "no_dropout": False, "input_nc": 3, "output_nc": 3, "residual_output": False,
-                "affine_output": False}
+                "affine_output": False, "affine_smooth": 1, "affine_edge_sigma": 0.0}
 
 
 def read_saved_options(checkpoint_dir: str | os.PathLike, phase: str = "train") -> dict[str, Any]:
