@@ -31,7 +31,8 @@ CPU_IDENTITY_BATCH_PIXELS = 2 * 256 * 256
 class CycleGANModel(BaseModel):
     """CycleGAN: unpaired A <-> B with cycle-consistency (G_A, G_B, D_A, D_B)."""
 
-    recommended_options = dict(affine_output=True, ema_decay=0.999, lambda_A=2.0, lambda_B=2.0, lambda_identity=0.0)
+    recommended_options = dict(affine_output=True, affine_smooth=5, affine_edge_sigma=0.1, ema_decay=0.999,
+                               lambda_A=2.0, lambda_B=2.0, lambda_identity=0.0)
     # The demo shows i2i's recipe (--preset none: the reference's CycleGAN, which hides the shapes on some seeds).
     demo_options = dict(name="demo_cycle_gan", preset="recommended", ngf=16, ndf=16, load_size=72, crop_size=64,
                         n_epochs=10, n_epochs_decay=10, display_freq=96, print_freq=48, save_epoch_freq=10)

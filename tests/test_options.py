@@ -576,8 +576,8 @@ def test_demo_presets_for_cycle_gan(demo_cwd, monkeypatch):
         "no --dataroot: i2i's generated demo data, with the demo presets of --model cycle_gan (--name demo_cycle_gan "
         "--preset recommended --ngf 16 --ndf 16 --load_size 72 --crop_size 64 --n_epochs 10 --n_epochs_decay 10 "
         "--display_freq 96 --print_freq 48 --save_epoch_freq 10); pass --dataroot to train on your own data",
-        "--preset recommended: --affine_output True --ema_decay 0.999 --lambda_A 2.0 --lambda_B 2.0 "
-        "--lambda_identity 0.0"]
+        "--preset recommended: --affine_output True --affine_smooth 5 --affine_edge_sigma 0.1 --ema_decay 0.999 "
+        "--lambda_A 2.0 --lambda_B 2.0 --lambda_identity 0.0"]
     make_demo_data(opt.dataset_mode)
     root = demo_cwd / opt.dataroot
     assert root.resolve().is_relative_to(demo_cwd.resolve())
