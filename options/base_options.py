@@ -18,6 +18,7 @@ from util.errors import I2IError
 from util.files import atomic_write
 from util.option_types import Options, number
 
+from .generator_output import add_generator_output_options
 from .legacy import translate_legacy_args
 from .plugin_options import add_plugin_options, load_cli_plugins
 
@@ -85,18 +86,7 @@ class BaseOptions:
         add("--init_type", default="normal", choices=INIT_TYPES.names(), help="network initialization")
         add("--init_gain", type=number(float, above=0), default=0.02, help="scaling factor for normal, xavier and orthogonal")
         add("--no_dropout", action="store_true", help="no dropout for the generator")
-        add("--residual_output", action="store_true", help="the generator predicts a change to its input (added to "
-            "atanh(input) before its last tanh) and starts as the identity; saved with the run, so test.py rebuilds it")
-        add("--affine_output", action="store_true", help="the generator predicts a per-pixel affine colour transform "
-            "of its input (a matrix and an offset applied to atanh(input) before its last tanh) and starts as the "
-            "identity: the input's edges and shapes pass through; saved with the run, so test.py rebuilds it")
-        add("--affine_smooth", type=number(int, at_least=1), default=1, help="with --affine_output: low-pass its "
-            "per-pixel coefficients with an N x N binomial filter (odd N; 1: none), so the transform varies smoothly "
-            "in space and upsampling artefacts do not reach the output; saved with the run")
-        add("--affine_edge_sigma", type=number(float, at_least=0), default=0.0, help="with --affine_smooth: the "
-            "filter's weights also fall off with the input's colour difference, exp(-d^2 / 2 sigma^2) ([-1, 1] "
-            "units; 0: a plain binomial filter), so the coefficients may change across the input's edges; saved "
-            "with the run")
+        add_generator_output_options(parser)
         add("--preset", default="none", choices=["none", "recommended"],
             help="recommended: i2i's measured recipe for the model (README, Quality); options you type still win; "
             "none: the reference's behaviour")

@@ -290,16 +290,22 @@ def test_infer_speed_weights_reach_every_row(tmp_path):
 
 
 def test_infer_speed_reads_the_weights_architecture(tmp_path):
-    """--weights: --ngf from the file, --residual_output/--affine_output from the train_opt.json beside it; other
-    networks refused."""
+    """--weights: --ngf from the file, --residual_output/--affine_output/--affine_smooth/--affine_edge_sigma from
+    the train_opt.json beside it; other networks refused."""
     module = infer_speed()
     weights = distinctive_weights(tmp_path / "run" / "latest_net_G_A.pth")
-    plain = {"ngf": 8, "residual_output": False, "affine_output": False}
+    plain = {"ngf": 8, "residual_output": False, "affine_output": False, "affine_smooth": 1, "affine_edge_sigma": 0.0}
     assert module.weights_architecture(weights, "resnet_9blocks_256") == plain
     (weights.parent / "train_opt.json").write_text(json.dumps({"netG": "resnet_9blocks", "residual_output": True}))
     assert module.weights_architecture(weights, "resnet_9blocks_256") == plain | {"residual_output": True}
     (weights.parent / "train_opt.json").write_text(json.dumps({"netG": "resnet_9blocks", "affine_output": True}))
     assert module.weights_architecture(weights, "resnet_9blocks_256") == plain | {"affine_output": True}
+    recipe = {"affine_output": True, "affine_smooth": 5, "affine_edge_sigma": 0.1}
+    (weights.parent / "train_opt.json").write_text(json.dumps({"netG": "resnet_9blocks", **recipe}))
+    arch = module.weights_architecture(weights, "resnet_9blocks_256")
+    assert arch == plain | recipe
+    assert module.architecture_flags(arch) == ["--ngf", "8", "--affine_output", "--affine_smooth", "5",
+                                               "--affine_edge_sigma", "0.1"]
     with pytest.raises(SystemExit, match="resnet_9blocks"):
         module.weights_architecture(weights, "unet_256")
 
