@@ -40,7 +40,8 @@ Inputs: uniform noise JPEGs and random weights by default; `--photos` makes the 
 position and flip) of scikit-image's astronaut, coffee, motorcycle and rocket photographs, and the 32 calibration
 images from crops of two other photographs (chelsea, grace_hopper); `--weights FILE` takes a trained
 resnet_9blocks generator's state_dict (e.g. train.py's `checkpoints/NAME/latest_net_G_A.pth`; `--ngf` is read
-from the file, `--residual_output`/`--affine_output` from a train_opt.json beside it) for every row.
+from the file, `--residual_output`/`--affine_output` and the affine filter's options from a train_opt.json
+beside it) for every row.
 """
 
 from __future__ import annotations
@@ -88,8 +89,7 @@ def build_model(name: str, variant: str, batch: int, device: torch.device, quick
     from util.runtime import unwrap
 
     size = "64" if quick and name.startswith("resnet") else "256"  # a U-Net 256 needs 256 px
-    arch = weights_architecture(weights, name) if weights else {"ngf": 8 if quick else 64} | dict.fromkeys(
-        IDENTITY_STARTS, False)
+    arch = weights_architecture(weights, name) if weights else {"ngf": 8 if quick else 64} | output_options({})
     argv = ["--dataroot", tmp, "--checkpoints_dir", tmp, "--model", "test", "--batch_size", str(batch),
             "--load_size", size, "--crop_size", size, "--gpu_ids", "0" if device.type == "cuda" else "-1",
             *CONFIGS[name], *architecture_flags(arch), *{**common.VARIANTS, **EXTRA_VARIANTS}.get(variant, [])]
@@ -102,13 +102,23 @@ def build_model(name: str, variant: str, batch: int, device: torch.device, quick
     return model, opt
 
 
-IDENTITY_STARTS = ("residual_output", "affine_output")  # train_opt.json flags that change the generator's output
+def output_options(options: dict) -> dict:
+    """The options that change the generator's output (--residual_output, --affine_output and its filter's) from
+    a run's options (train_opt.json or vars(opt)), the defaults where they are missing."""
+    from networks.residual import IDENTITY_START_OPTIONS
+    from util.saved_options import ARCHITECTURE
+
+    return {key: type(ARCHITECTURE[key])(options.get(key, ARCHITECTURE[key])) for key in IDENTITY_START_OPTIONS}
 
 
 def architecture_flags(arch: dict) -> list[str]:
-    smooth = ["--affine_smooth", str(arch["affine_smooth"]), "--affine_edge_sigma", str(arch["affine_edge_sigma"])
-              ] if arch.get("affine_smooth", 1) != 1 else []
-    return ["--ngf", str(arch["ngf"])] + [f"--{flag}" for flag in IDENTITY_STARTS if arch[flag]] + smooth
+    flags = ["--ngf", str(arch["ngf"])]
+    for key, default in output_options({}).items():
+        if isinstance(default, bool):
+            flags += [f"--{key}"] if arch[key] else []
+        elif arch[key] != default:
+            flags += [f"--{key}", str(arch[key])]
+    return flags
 
 
 def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -119,8 +129,7 @@ def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 def weights_architecture(path: str | os.PathLike, config: str) -> dict:
     """What `--weights` needs besides --netG resnet_9blocks: --ngf (the first convolution's output channels) and,
-    from a train_opt.json beside the file (train.py writes one), --residual_output, --affine_output and
-    --affine_smooth and --affine_edge_sigma."""
+    from a train_opt.json beside the file (train.py writes one), the options of output_options."""
     if not config.startswith("resnet_9blocks"):
         raise SystemExit(f"error: --weights takes a resnet_9blocks generator; config {config} is another network "
                          "(pass --configs resnet_9blocks_256).")
@@ -128,17 +137,14 @@ def weights_architecture(path: str | os.PathLike, config: str) -> dict:
     first = next((t for t in state.values() if t.dim() == 4), None)
     if first is None:
         raise SystemExit(f"error: --weights {path}: no convolution weights in the file.")
-    arch = {"ngf": int(first.shape[0]), "affine_smooth": 1, "affine_edge_sigma": 0.0} | dict.fromkeys(IDENTITY_STARTS,
-                                                                                                      False)
+    arch = {"ngf": int(first.shape[0])} | output_options({})
     saved = Path(path).parent / "train_opt.json"
     if saved.is_file():
         options = json.loads(saved.read_text(encoding="utf-8"))
         if options.get("netG", "resnet_9blocks") != "resnet_9blocks" or options.get("norm", "instance") != "instance":
             raise SystemExit(f"error: --weights {path}: {saved} says --netG {options.get('netG')} --norm "
                              f"{options.get('norm')}; the benchmark's resnet config is resnet_9blocks, instance norm.")
-        arch |= {flag: bool(options.get(flag, False)) for flag in IDENTITY_STARTS}
-        arch["affine_smooth"] = int(options.get("affine_smooth", 1))
-        arch["affine_edge_sigma"] = float(options.get("affine_edge_sigma", 0.0))
+        arch |= output_options(options)
     return arch
 
 
@@ -391,7 +397,7 @@ def prepare_end_to_end(config: str, args: argparse.Namespace, backends: list[str
     state = net.state_dict()
     torch.save(state, checkpoints / "latest_net_G.pth")
     shutil.copyfile(checkpoints / "latest_net_G.pth", reference_checkpoints / "latest_net_G.pth")
-    arch = {"ngf": opt.ngf} | {flag: getattr(opt, flag) for flag in IDENTITY_STARTS}
+    arch = {"ngf": opt.ngf} | output_options(vars(opt))
     expected = tensors2ims(eager_fp32_output(direct_fp32_network(model), load_inputs(opt, images, CHECK_IMAGES)))
     setup = EndToEnd(config, work, opt.crop_size, arch, images, calibration, checkpoints.parent,
                      reference_checkpoints.parent, np.stack(expected), state_digest(state))
@@ -496,7 +502,7 @@ def measure(setup: EndToEnd, side: str, variant: str, batch: int, args: argparse
     record["model_check_max"] = check["png_diff_max"]  # levels, against the generator's fp32 output
     if side == "reference":
         record["reference_checkout"] = str(Path(args.reference_checkout).resolve())
-        if any(setup.arch[flag] for flag in IDENTITY_STARTS):
+        if setup.arch["residual_output"] or setup.arch["affine_output"]:
             record["note"] = ("the reference has no --residual_output/--affine_output: its fakes are not the same "
                               "network's")
     if variant == INT8 and side == "i2i":
@@ -720,14 +726,12 @@ def check_arguments(args: argparse.Namespace, configs: list[str], batches: list[
             raise SystemExit(f"error: --weights {args.weights} does not exist")
         for config in configs:
             arch = weights_architecture(args.weights, config)
-        from networks import build_generator
+        from networks import build_generator, identity_start_arguments
         from util.errors import I2IError
 
         try:  # here rather than in every row's process
             load_weights(build_generator("resnet_9blocks", 3, 3, arch["ngf"], norm="instance", use_dropout=False,
-                                         residual=arch["residual_output"], affine=arch["affine_output"],
-                                         affine_smooth=arch["affine_smooth"],
-                                         affine_edge_sigma=arch["affine_edge_sigma"]), args.weights)
+                                         **identity_start_arguments(arch)), args.weights)
         except I2IError as error:
             raise SystemExit(f"error: --weights: {error}") from None
     if args.images > 0:

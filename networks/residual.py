@@ -26,7 +26,8 @@ bias have C*C + C output channels instead of C.
 `--affine_smooth N` low-passes A and b with an N x N binomial filter before they are applied (HDRNet gets smooth
 coefficients from a coarse grid). A ResNet decodes them through strided transposed convolutions, whose
 checkerboard would otherwise multiply the input's colours; filtered, the transform varies smoothly and the
-input's edges stay sharp.
+input's edges stay sharp. `--affine_edge_sigma S` makes the filter a joint bilateral one guided by the input, so
+the coefficients may still change across the input's edges (a shape and its background, no halo between them).
 
 The tanh and the filter have no weights and the wrapping is a forward hook; the options are saved in
 train_opt.json, so test.py, translate.py and export.py rebuild the generator.
@@ -86,13 +87,18 @@ class AffineOutput:
         return torch.tanh(t + (matrix * t.unsqueeze(1)).sum(2) + offset)
 
 
+def _binomial_row(size: int) -> list[float]:
+    """Row `size - 1` of Pascal's triangle, summing to 1: a one-dimensional binomial low-pass kernel."""
+    return [math.comb(size - 1, i) / 2 ** (size - 1) for i in range(size)]
+
+
 def binomial_blur(x: torch.Tensor, size: int) -> torch.Tensor:
     """Each channel of `x` filtered by a size x size binomial kernel (rows of Pascal's triangle; edges replicated),
     as two one-channel passes over the channels stacked into the batch (a kernel of fixed shape, which the ONNX
     exporter needs)."""
     if size == 1:
         return x
-    row = torch.tensor([math.comb(size - 1, i) for i in range(size)], dtype=x.dtype, device=x.device) / 2 ** (size - 1)
+    row = torch.tensor(_binomial_row(size), dtype=x.dtype, device=x.device)
     n, c, h, w = x.shape
     flat = F.pad(x.reshape(n * c, 1, h, w), [size // 2] * 4, mode="replicate")
     flat = F.conv2d(F.conv2d(flat, row.view(1, 1, size, 1)), row.view(1, 1, 1, size))
@@ -103,7 +109,7 @@ def edge_aware_blur(x: torch.Tensor, guide: torch.Tensor, size: int, sigma: floa
     """`x` filtered by a size x size binomial kernel whose weights also fall off with the colour difference of
     `guide`'s pixels, exp(-|g_i - g_j|^2 / (2 sigma^2)) (a joint bilateral filter), normalised per pixel: smooth
     within the guide's regions, not across its edges."""
-    row = [math.comb(size - 1, i) / 2 ** (size - 1) for i in range(size)]
+    row = _binomial_row(size)
     h, w = x.shape[-2:]
     pad = [size // 2] * 4
     padded_x, padded_guide = F.pad(x, pad, mode="replicate"), F.pad(guide, pad, mode="replicate")
