@@ -5,6 +5,7 @@
     python benchmarks/train_speed.py --configs cycle_gan_128 --variants fp32 --profile
     python benchmarks/train_speed.py --device cuda          # GPUs: the table at batch 1 and 8, then 1 vs all GPUs
     python benchmarks/train_speed.py --configs cycle_gan_256 --variants fp32,fp32+ckpt   # --checkpoint_activations
+    python benchmarks/train_speed.py --configs cycle_gan_256 --variants recipe_unfiltered,recipe  # the filter's cost
     python benchmarks/train_speed.py --sweep                # cycle_gan batch 1 at 256/512/1024 px, with and without
 
 Each config x variant runs in its own process on synthetic images (data loading is timed separately, per
@@ -66,11 +67,14 @@ GPU_CONFIGS = ("cycle_gan_256", "pix2pix_256")
 GPU_BATCH_SIZES = "1,8"
 QUICK = ["--ngf", "8", "--ndf", "8"]
 QUICK_SIZE = {"cycle_gan_128": 64, "cycle_gan_256": 64, "pix2pix_256": 256, "pix2pix_unet128_bs4": 128}
-#: each variant of benchmarks/common.py, its twin with --checkpoint_activations (training only), and fp32 with
-#: train.py --fast_convs (Winograd and kernel-row layers on the CPU)
+#: each variant of benchmarks/common.py, its twin with --checkpoint_activations (training only), fp32 with
+#: train.py --fast_convs (Winograd and kernel-row layers on the CPU), and the model's --preset recommended with and
+#: without the affine output's edge-aware filter (what the filter costs a step)
 VARIANTS = {**common.VARIANTS,
             **{f"{name}+ckpt": [*flags, "--checkpoint_activations"] for name, flags in common.VARIANTS.items()},
-            "fast_convs": ["--fast_convs"], "fast_convs+ckpt": ["--fast_convs", "--checkpoint_activations"]}
+            "fast_convs": ["--fast_convs"], "fast_convs+ckpt": ["--fast_convs", "--checkpoint_activations"],
+            "recipe": ["--preset", "recommended"],
+            "recipe_unfiltered": ["--preset", "recommended", "--affine_smooth", "1", "--affine_edge_sigma", "0"]}
 SWEEP_SIZES = "256,512,1024"
 SWEEP_VARIANTS = "fp32,fp32+ckpt"
 MMAP_THRESHOLD = 128 * 1024  # bytes; MALLOC_MMAP_THRESHOLD_ of the CPU children (see main)

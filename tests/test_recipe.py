@@ -275,11 +275,6 @@ def test_affine_output_refuses_residual_output_and_unequal_channels():
         build_generator("resnet_6blocks", 1, 3, 8, norm="instance", affine=True)
 
 
-def _set_last_bias(net: nn.Module, bias: torch.Tensor) -> None:
-    with torch.no_grad():
-        [m for m in net.modules() if isinstance(m, nn.Conv2d)][-1].bias.copy_(bias)
-
-
 def test_affine_smooth_low_passes_the_coefficients_and_keeps_the_inputs_edges():
     """A checkerboard in the coefficients (what a strided transposed convolution leaves) reaches the output
     without --affine_smooth and is filtered out with it; constant coefficients and the input's edges are kept."""
@@ -295,7 +290,9 @@ def test_affine_smooth_low_passes_the_coefficients_and_keeps_the_inputs_edges():
         assert (interior > 0.1) if moved else (interior < 1e-5), (smooth, interior)
     swap = torch.tensor([[0.0, 0, 1], [0, 1, 0], [1, 0, 0]]) - torch.eye(3)
     net = build_generator("resnet_6blocks", 3, 3, 8, norm="instance", affine=True, affine_smooth=5)
-    _set_last_bias(net, torch.cat([swap.flatten(), torch.full((3,), 0.1)]))
+    with torch.no_grad():
+        [m for m in net.modules() if isinstance(m, nn.Conv2d)][-1].bias.copy_(torch.cat([swap.flatten(),
+                                                                                         torch.full((3,), 0.1)]))
     assert torch.allclose(net(x), torch.tanh(torch.atanh(x)[:, [2, 1, 0]] + 0.1), atol=1e-5)
 
 
