@@ -162,7 +162,8 @@ def picture(out: Path, tasks: list[str], columns: list[str], path: Path, rows_pe
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tasks", default=",".join(quality_tasks.TRANSFORMS))
+    parser.add_argument("--tasks", default=",".join(quality_tasks.DEFAULT_TASKS),
+                        help=f"of {','.join(quality_tasks.TRANSFORMS)}")
     parser.add_argument("--configs", default=",".join(CONFIGS))
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--iters", type=int, default=400, help="training iterations (batch 1) of every method")

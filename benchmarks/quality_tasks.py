@@ -7,7 +7,8 @@ feed pix2pix, the paired upper bound.
 
 Three transforms that stand for real uses:
 - `tone`: a global colour grade (warm, lifted shadows, softer highlights), the same for every pixel;
-- `cartoon`: a local stylisation (edge-preserving smoothing, flattened colours, dark outlines);
+- `cartoon`: a local stylisation (edge-preserving smoothing, flattened colours, dark outlines at the smoothed
+  image's edges; `cartoon_raw`, not run by default, is the first version, outlined at the raw photo's edges);
 - `recolour`: a change of content that keeps the geometry (saturated objects take the opposite hue).
 """
 
@@ -72,9 +73,21 @@ def tone(image: Image.Image) -> Image.Image:
 
 
 def cartoon(image: Image.Image) -> Image.Image:
+    """Median-filtered, posterised, outlined where the *smoothed* image has edges (as cartoon filters draw them)."""
+    return _cartoon(image, outlines_of_smoothed=True)
+
+
+def cartoon_raw(image: Image.Image) -> Image.Image:
+    """The first `cartoon` (until 2026-12-07): outlines from the unsmoothed photo, so they trace its fur, fine
+    texture and JPEG noise (a flat sky turns speckled), which no translation can place; kept to compare with."""
+    return _cartoon(image, outlines_of_smoothed=False)
+
+
+def _cartoon(image: Image.Image, outlines_of_smoothed: bool) -> Image.Image:
     smooth = image.filter(ImageFilter.MedianFilter(5))
     flat = (np.asarray(smooth, dtype=np.int32) // 48 * 48 + 24).astype(np.float32)  # a few levels per channel
-    edges = np.asarray(image.convert("L").filter(ImageFilter.FIND_EDGES), dtype=np.float32)
+    edges_of = smooth if outlines_of_smoothed else image
+    edges = np.asarray(edges_of.convert("L").filter(ImageFilter.FIND_EDGES), dtype=np.float32)
     outline = np.clip(1 - edges / 96, 0.2, 1)[..., None]
     return Image.fromarray(np.clip(flat * outline, 0, 255).astype(np.uint8))
 
@@ -86,7 +99,9 @@ def recolour(image: Image.Image) -> Image.Image:
     return Image.fromarray(hsv.astype(np.uint8), "HSV").convert("RGB")
 
 
-TRANSFORMS: dict[str, Callable[[Image.Image], Image.Image]] = {"tone": tone, "cartoon": cartoon, "recolour": recolour}
+TRANSFORMS: dict[str, Callable[[Image.Image], Image.Image]] = {"tone": tone, "cartoon": cartoon, "recolour": recolour,
+                                                               "cartoon_raw": cartoon_raw}
+DEFAULT_TASKS = ("tone", "cartoon", "recolour")
 
 
 def make_task(root: Path, transform: str, size: int, n_train: int, seed: int = 0) -> Path:

@@ -27,7 +27,7 @@ def _images(folder):
     return [np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.glob("*.png"))]
 
 
-@pytest.mark.parametrize("transform", ["tone", "cartoon", "recolour"])
+@pytest.mark.parametrize("transform", ["tone", "cartoon", "recolour", "cartoon_raw"])
 def test_a_task_pairs_its_test_crops_and_not_its_training_crops(tmp_path, transform):
     tasks = quality_tasks()
     root = tasks.make_task(tmp_path / transform, transform, size=32, n_train=6)
@@ -41,6 +41,23 @@ def test_a_task_pairs_its_test_crops_and_not_its_training_crops(tmp_path, transf
     assert not any(np.array_equal(t, b) for t in transformed for b in train_b)  # unpaired
     assert not any(np.array_equal(a, t) for a in train_a for t in test_a)  # train and test photographs apart
     assert any(not np.array_equal(a, b) for a, b in zip(test_a, test_b))  # the transform changes something
+
+
+def test_cartoon_outlines_the_smoothed_image_not_its_noise():
+    tasks = quality_tasks()
+    rng = np.random.default_rng(0)
+    sky = np.full((32, 32, 3), (70, 120, 170), dtype=np.int16)  # a flat sky with noise, each channel mid-level
+    noisy = Image.fromarray(np.clip(sky + rng.integers(-12, 13, sky.shape), 0, 255).astype(np.uint8))
+    inner = (slice(2, -2), slice(2, -2))  # the filters' own borders aside
+    flat = np.asarray(tasks.cartoon(noisy), dtype=np.float32)[inner].sum(-1)
+    assert flat.min() > 0.7 * flat.max()  # no outline inside a flat region
+    speckled = np.asarray(tasks.cartoon_raw(noisy), dtype=np.float32)[inner].sum(-1)
+    assert speckled.min() < 0.5 * speckled.max()  # the raw photo's edges trace the noise
+    photo = np.full((32, 32, 3), 100, dtype=np.uint8)
+    photo[:, 16:] = 220  # one real edge, between two flat regions
+    outlined = np.asarray(tasks.cartoon(Image.fromarray(photo)), dtype=np.float32).sum(-1)
+    darkest_flat = outlined[8:24, 4:12].min()
+    assert outlined[8:24, 16].max() < 0.5 * darkest_flat  # FIND_EDGES outlines the edge's bright side
 
 
 @pytest.mark.slow
