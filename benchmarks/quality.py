@@ -1,6 +1,6 @@
 """Translation quality with ground truth: each method trained under one budget, scored against the truth.
 
-    python benchmarks/quality.py                       # every task and method, 2 seeds (29 min here with --jobs 1)
+    python benchmarks/quality.py                       # every task and method, 2 seeds (28 min here with --jobs 1)
     python benchmarks/quality.py --tasks tone --configs cyclegan,recipe --seeds 0
     python benchmarks/quality.py --quick               # a smoke run: tiny budget, one task, one seed
     python benchmarks/quality.py --demo                # shapes kept on the demo data (IoU of foreground masks)
