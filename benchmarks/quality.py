@@ -189,6 +189,10 @@ def main(argv: list[str] | None = None) -> None:
     args.jobs = max(1, args.jobs)
     args.threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None
     args.tasks, args.configs = args.tasks.split(","), args.configs.split(",")
+    for option, names, known in (("--tasks", args.tasks, quality_tasks.TRANSFORMS),
+                                 ("--configs", args.configs, CONFIGS)):
+        if unknown := [name for name in names if name not in known]:
+            parser.error(f"{option}: unknown {', '.join(unknown)}; choose from {','.join(known)}")
     args.seeds = [int(s) for s in args.seeds.split(",")]
     out = Path(args.out)
     start = time.perf_counter()

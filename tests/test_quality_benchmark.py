@@ -60,6 +60,14 @@ def test_cartoon_outlines_the_smoothed_image_not_its_noise():
     assert outlined[8:24, 16].max() < 0.5 * darkest_flat  # FIND_EDGES outlines the edge's bright side
 
 
+@pytest.mark.parametrize(("option", "a_choice"), [("--tasks", "cartoon_raw"), ("--configs", "fastcut")])
+def test_quality_py_names_an_unknown_task_or_method_and_the_choices(option, a_choice):
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "quality.py"), option, "bogus"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{option}: unknown bogus; choose from " in result.stderr and a_choice in result.stderr
+
+
 @pytest.mark.slow
 def test_quality_py_prints_the_table_with_the_identity_and_each_method(tmp_path):
     out = tmp_path / "quality.json"
