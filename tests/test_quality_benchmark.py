@@ -83,3 +83,32 @@ def test_quality_py_prints_the_table_with_the_identity_and_each_method(tmp_path)
         assert data[config]["train_seconds"][0] > 0
         assert f"| tone | {config} |" in result.stdout
     assert (tmp_path / "samples" / "samples" / "tone" / "recipe" / "00.png").is_file()
+
+
+def quality_bounds():
+    spec = importlib.util.spec_from_file_location("i2i_quality_bounds", ROOT / "benchmarks" / "quality_bounds.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_fitted_global_map_recovers_an_affine_colour_map_and_psnr_is_per_crop():
+    bounds = quality_bounds()
+    x = np.random.default_rng(0).random((3, 8, 8, 3))
+    matrix, offset = np.array([[0.5, 0.2, 0.0], [0.1, 0.7, 0.1], [0.0, 0.3, 0.5]]), np.array([0.1, 0.1, 0.2])
+    truth = x @ matrix.T + offset
+    np.testing.assert_allclose(bounds.fitted_global_map(x, truth), truth, atol=1e-9)
+    off = truth.copy()
+    off[0] -= 0.1  # one crop off by 0.1 everywhere (all within [0, 1]): 20 dB; the other two exact: 120 (the cap)
+    assert bounds.psnr(off, truth) == pytest.approx((20 + 120 + 120) / 3)
+
+
+def test_quality_bounds_scores_the_crops_of_quality_py():
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "quality_bounds.py"), "--tasks",
+                             "tone,recolour"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {tuple(cell.strip() for cell in line.strip("|").split("|")[:2]): float(line.split("|")[3])
+            for line in result.stdout.splitlines()[2:]}
+    assert rows["tone", "identity"] == 24.78 and rows["recolour", "identity"] == 13.48  # quality.py's identity rows
+    assert rows["tone", "one global affine map, fitted to the truth"] > 35  # tone is nearly one global colour map
+    assert rows["recolour", "the complement, every pixel"] > 30 > rows["recolour", "grey"] > rows["recolour", "identity"]
