@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -204,8 +205,10 @@ def main(argv: list[str] | None = None) -> None:
           f"{args.jobs} run(s) at a time, {time.perf_counter() - start:.0f} s in all\n")
     print(table(all_results))
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps({"settings": {k: v for k, v in vars(args).items() if k != "extra"}
-                                           | {"extra": args.extra}, "results": all_results}, indent=2, default=str))
+    # The same seeds train to other figures on another torch build (sums in another order): say which one.
+    settings = {k: v for k, v in vars(args).items() if k != "extra"} | {"extra": args.extra,
+                                                                         "torch": metadata.version("torch")}
+    Path(args.json).write_text(json.dumps({"settings": settings, "results": all_results}, indent=2, default=str))
     if not args.quick:
         picture(out, args.tasks, ["input", "truth", *[c for c in ("cyclegan", "recipe", "cut") if c in args.configs]],
                 ROOT / "docs" / "images" / "quality.png")
