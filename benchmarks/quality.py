@@ -10,7 +10,7 @@ grade, a local stylisation, a recolouring that keeps geometry), unpaired trainin
 Every method trains through train.py for the same number of iterations and translates the test crops through
 test.py; PSNR and SSIM (scikit-image's) of the translations against the truth are compared with doing nothing
 (the identity: the input itself). A table goes to stdout, JSON to benchmarks/results/quality.json, and a picture
-(input, truth, CycleGAN, the recipe, CUT) to docs/images/quality.png.
+(input, truth, CycleGAN, the recipe, CUT) to docs/images/quality.png (`--picture PATH`: elsewhere).
 """
 
 from __future__ import annotations
@@ -179,6 +179,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--demo", action="store_true", help="measure shape preservation on the demo data instead")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "quality"))
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "quality.json"))
+    parser.add_argument("--picture", help="where the picture goes (default: docs/images/quality.png, none with "
+                        "--quick)")
     parser.add_argument("extra", nargs="*", help="more train.py options for every method (after --)")
     args = parser.parse_args(argv)
     if args.demo:
@@ -209,9 +211,9 @@ def main(argv: list[str] | None = None) -> None:
     settings = {k: v for k, v in vars(args).items() if k != "extra"} | {"extra": args.extra,
                                                                          "torch": metadata.version("torch")}
     Path(args.json).write_text(json.dumps({"settings": settings, "results": all_results}, indent=2, default=str))
-    if not args.quick:
+    if args.picture or not args.quick:
         picture(out, args.tasks, ["input", "truth", *[c for c in ("cyclegan", "recipe", "cut") if c in args.configs]],
-                ROOT / "docs" / "images" / "quality.png")
+                Path(args.picture or ROOT / "docs" / "images" / "quality.png"))
 
 
 if __name__ == "__main__":

@@ -73,7 +73,8 @@ def test_quality_py_names_an_unknown_task_or_method_and_the_choices(option, a_ch
 def test_quality_py_prints_the_table_with_the_identity_and_each_method(tmp_path):
     out = tmp_path / "quality.json"
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "quality.py"), "--quick", "--jobs", "2",
-                             "--json", str(out), "--out", str(tmp_path / "samples")],
+                             "--json", str(out), "--out", str(tmp_path / "samples"), "--picture",
+                             str(tmp_path / "picture.png")],
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| tone | identity | 24.78 | +0.00 |" in result.stdout
@@ -86,6 +87,8 @@ def test_quality_py_prints_the_table_with_the_identity_and_each_method(tmp_path)
         assert data[config]["train_seconds"][0] > 0
         assert f"| tone | {config} |" in result.stdout
     assert (tmp_path / "samples" / "samples" / "tone" / "recipe" / "00.png").is_file()
+    with Image.open(tmp_path / "picture.png") as grid:  # input, truth, cyclegan, recipe; 2 crops; drawn at 2x
+        assert grid.size == (4 * 64 * 2, 2 * 64 * 2)
 
 
 def quality_bounds():
