@@ -192,10 +192,8 @@ def main(argv: list[str] | None = None) -> None:
     args.jobs = max(1, args.jobs)
     args.threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None
     args.tasks, args.configs = args.tasks.split(","), args.configs.split(",")
-    for option, names, known in (("--tasks", args.tasks, quality_tasks.TRANSFORMS),
-                                 ("--configs", args.configs, CONFIGS)):
-        if unknown := [name for name in names if name not in known]:
-            parser.error(f"{option}: unknown {', '.join(unknown)}; choose from {','.join(known)}")
+    quality_tasks.reject_unknown(parser, "--tasks", args.tasks, quality_tasks.TRANSFORMS)
+    quality_tasks.reject_unknown(parser, "--configs", args.configs, CONFIGS)
     args.seeds = [int(s) for s in args.seeds.split(",")]
     out = Path(args.out)
     start = time.perf_counter()
@@ -208,8 +206,7 @@ def main(argv: list[str] | None = None) -> None:
     print(table(all_results))
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     # The same seeds train to other figures on another torch build (sums in another order): say which one.
-    settings = {k: v for k, v in vars(args).items() if k != "extra"} | {"extra": args.extra,
-                                                                         "torch": metadata.version("torch")}
+    settings = vars(args) | {"torch": metadata.version("torch")}
     Path(args.json).write_text(json.dumps({"settings": settings, "results": all_results}, indent=2, default=str))
     if args.picture or not args.quick:
         picture(out, args.tasks, ["input", "truth", *[c for c in ("cyclegan", "recipe", "cut") if c in args.configs]],

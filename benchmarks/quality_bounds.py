@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality_tasks  # noqa: E402
@@ -37,10 +38,8 @@ def fitted_global_map(inputs: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return (design @ coefficients).reshape(inputs.shape)
 
 
-def bounds(task: str, size: int = 64) -> dict[str, float]:
-    """{row name: PSNR in dB} for one task's test crops."""
-    _, test_photos = quality_tasks.photographs()
-    crops = quality_tasks.grid_crops(test_photos, size)
+def bounds(task: str, crops: list[Image.Image]) -> dict[str, float]:
+    """{row name: PSNR in dB} for one task's test crops (quality_tasks.grid_crops of the test photographs)."""
     apply = quality_tasks.TRANSFORMS[task]
     x = np.stack([np.asarray(c, dtype=np.float64) / 255 for c in crops])
     y = np.stack([np.asarray(apply(c), dtype=np.float64) / 255 for c in crops])
@@ -63,11 +62,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=64, help="crop size (quality.py's)")
     args = parser.parse_args(argv)
     tasks = args.tasks.split(",")
-    if unknown := [t for t in tasks if t not in quality_tasks.TRANSFORMS]:
-        parser.error(f"--tasks: unknown {', '.join(unknown)}; choose from {','.join(quality_tasks.TRANSFORMS)}")
+    quality_tasks.reject_unknown(parser, "--tasks", tasks, quality_tasks.TRANSFORMS)
+    crops = quality_tasks.grid_crops(quality_tasks.photographs()[1], args.size)
     print("| task | output | PSNR (dB) |\n|---|---|---|")
     for task in tasks:
-        for name, value in bounds(task, args.size).items():
+        for name, value in bounds(task, crops).items():
             print(f"| {task} | {name} | {value:.2f} |")
 
 

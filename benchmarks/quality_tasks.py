@@ -14,7 +14,8 @@ Three transforms that stand for real uses:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import argparse
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +103,12 @@ def recolour(image: Image.Image) -> Image.Image:
 TRANSFORMS: dict[str, Callable[[Image.Image], Image.Image]] = {"tone": tone, "cartoon": cartoon, "recolour": recolour,
                                                                "cartoon_raw": cartoon_raw}
 DEFAULT_TASKS = ("tone", "cartoon", "recolour")
+
+
+def reject_unknown(parser: argparse.ArgumentParser, option: str, names: list[str], known: Collection[str]) -> None:
+    """End in one usage error naming `option`, the unknown names and the choices, if any of `names` is unknown."""
+    if unknown := [name for name in names if name not in known]:
+        parser.error(f"{option}: unknown {', '.join(unknown)}; choose from {','.join(known)}")
 
 
 def make_task(root: Path, transform: str, size: int, n_train: int, seed: int = 0) -> Path:

@@ -17,8 +17,9 @@ from tests.helpers import ROOT
 pytest.importorskip("skimage")
 
 
-def quality_tasks():
-    spec = importlib.util.spec_from_file_location("i2i_quality_tasks", ROOT / "benchmarks" / "quality_tasks.py")
+def benchmark_module(name: str):
+    """benchmarks/NAME.py as a module (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"i2i_{name}", ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -30,7 +31,7 @@ def _images(folder):
 
 @pytest.mark.parametrize("transform", ["tone", "cartoon", "recolour", "cartoon_raw"])
 def test_a_task_pairs_its_test_crops_and_not_its_training_crops(tmp_path, transform):
-    tasks = quality_tasks()
+    tasks = benchmark_module("quality_tasks")
     root = tasks.make_task(tmp_path / transform, transform, size=32, n_train=6)
     train_a, train_b = _images(root / "trainA"), _images(root / "trainB")
     test_a, test_b = _images(root / "testA"), _images(root / "testB")
@@ -45,7 +46,7 @@ def test_a_task_pairs_its_test_crops_and_not_its_training_crops(tmp_path, transf
 
 
 def test_cartoon_outlines_the_smoothed_image_not_its_noise():
-    tasks = quality_tasks()
+    tasks = benchmark_module("quality_tasks")
     rng = np.random.default_rng(0)
     sky = np.full((32, 32, 3), (70, 120, 170), dtype=np.int16)  # a flat sky with noise, each channel mid-level
     noisy = Image.fromarray(np.clip(sky + rng.integers(-12, 13, sky.shape), 0, 255).astype(np.uint8))
@@ -91,15 +92,8 @@ def test_quality_py_prints_the_table_with_the_identity_and_each_method(tmp_path)
         assert grid.size == (4 * 64 * 2, 2 * 64 * 2)
 
 
-def quality_bounds():
-    spec = importlib.util.spec_from_file_location("i2i_quality_bounds", ROOT / "benchmarks" / "quality_bounds.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_fitted_global_map_recovers_an_affine_colour_map_and_psnr_is_per_crop():
-    bounds = quality_bounds()
+    bounds = benchmark_module("quality_bounds")
     x = np.random.default_rng(0).random((3, 8, 8, 3))
     matrix, offset = np.array([[0.5, 0.2, 0.0], [0.1, 0.7, 0.1], [0.0, 0.3, 0.5]]), np.array([0.1, 0.1, 0.2])
     truth = x @ matrix.T + offset
