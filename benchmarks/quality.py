@@ -76,7 +76,11 @@ def train_and_translate(config: str, task_root: Path, work: Path, args: argparse
     if sub:
         test += ["--dataset_mode", "aligned"]
     run("test.py", test, work, args.threads)
-    return {"train_seconds": seconds, "images": work / "results" / config / "test_latest" / "images" / "fake_B"}
+    made = {"train_seconds": seconds, "images": work / "results" / config / "test_latest" / "images" / "fake_B"}
+    if args.seen:  # the training A crops too: did the method learn the truth's map on the crops it saw?
+        run("test.py", [*test, "--phase", "train"], work, args.threads)
+        made["seen_images"] = work / "results" / config / "train_latest" / "images" / "fake_B"
+    return made
 
 
 def scores(translated: list[np.ndarray], truth: list[np.ndarray]) -> dict[str, float]:
@@ -100,11 +104,17 @@ def evaluate_task(task: str, args: argparse.Namespace, out: Path) -> dict:
         inputs, truth = load(task_root / "testA"), load(task_root / "testB")
         identity = scores(inputs, truth)
         results["identity"] = {k: [v] for k, v in identity.items()} | {"train_seconds": [0.0]}
+        if args.seen:
+            seen_inputs = load(task_root / "trainA")
+            seen_truth = [np.asarray(quality_tasks.TRANSFORMS[task](Image.fromarray(x))) for x in seen_inputs]
+            results["identity"]["seen_psnr"] = [scores(seen_inputs, seen_truth)["psnr"]]
 
         def one(config: str, seed: int) -> tuple[dict, list[np.ndarray]]:
             made = train_and_translate(config, task_root, Path(tmp) / f"{config}_{seed}", args, seed)
             translated = load(made["images"])
             score = scores(translated, truth)
+            if args.seen:
+                score["seen_psnr"] = scores(load(made["seen_images"]), seen_truth)["psnr"]
             print(f"  {task} {config} seed {seed}: PSNR {score['psnr']:.2f} dB, SSIM {score['ssim']:.3f}, "
                   f"train {made['train_seconds']:.0f} s", flush=True)
             return score | {"train_seconds": made["train_seconds"]}, translated
@@ -113,7 +123,7 @@ def evaluate_task(task: str, args: argparse.Namespace, out: Path) -> dict:
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             done = list(pool.map(lambda run: one(*run), runs))
         for (config, seed), (score, translated) in zip(runs, done):
-            entry = results.setdefault(config, {"psnr": [], "ssim": [], "train_seconds": []})
+            entry = results.setdefault(config, {key: [] for key in score})
             for key, value in score.items():
                 entry[key].append(value)
             if seed == args.seeds[0]:
@@ -130,7 +140,10 @@ def evaluate_task(task: str, args: argparse.Namespace, out: Path) -> dict:
 
 
 def table(all_results: dict[str, dict]) -> str:
+    seen = any("seen_psnr" in entry for results in all_results.values() for entry in results.values())
     lines = ["| task | method | PSNR (dB) | vs identity | SSIM | train s |", "|---|---|---|---|---|---|"]
+    if seen:
+        lines = [lines[0] + " PSNR on training crops |", lines[1] + "---|"]
     for task, results in all_results.items():
         base = statistics.mean(results["identity"]["psnr"])
         for config, entry in results.items():
@@ -138,7 +151,8 @@ def table(all_results: dict[str, dict]) -> str:
             spread = f" ± {statistics.stdev(psnr):.2f}" if len(psnr) > 1 else ""
             lines.append(f"| {task} | {config} | {statistics.mean(psnr):.2f}{spread} | "
                          f"{statistics.mean(psnr) - base:+.2f} | {statistics.mean(ssim):.3f} | "
-                         f"{statistics.mean(entry['train_seconds']):.0f} |")
+                         f"{statistics.mean(entry['train_seconds']):.0f} |"
+                         + (f" {statistics.mean(entry['seen_psnr']):.2f} |" if seen else ""))
     return "\n".join(lines)
 
 
@@ -175,6 +189,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--samples", type=int, default=4, help="test crops kept per method for the picture")
     parser.add_argument("--jobs", type=int, default=2, help="runs side by side, the cores shared out between them "
                         "(2 here: the two seeds of a method together, one thread each; 1 for uncontended timings)")
+    parser.add_argument("--seen", action="store_true", help="also translate the training A crops and score them "
+                        "against their transform (a low score there: the method learned another map than the truth's, "
+                        "not one that fails on new photographs)")
     parser.add_argument("--quick", action="store_true", help="smoke run: tone only, 2 configs, 1 seed, 40 iterations")
     parser.add_argument("--demo", action="store_true", help="measure shape preservation on the demo data instead")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "quality"))

@@ -111,22 +111,29 @@ def reject_unknown(parser: argparse.ArgumentParser, option: str, names: list[str
         parser.error(f"{option}: unknown {', '.join(unknown)}; choose from {','.join(known)}")
 
 
-def make_task(root: Path, transform: str, size: int, n_train: int, seed: int = 0) -> Path:
-    """Write `root/{trainA,trainB,testA,testB}` (unaligned; testB is testA's ground truth) and `root/aligned/
-    {train,test}` (A|B pairs) for one transform; returns root. The crops depend on `seed` only."""
+def task_crops(transform: str, size: int, n_train: int, seed: int = 0,
+               photos: tuple[list[Image.Image], list[Image.Image]] | None = None) -> dict[str, list[Image.Image]]:
+    """{"trainA", "trainB", "testA", "testB": crops} of one task (testB is testA's ground truth; the B training
+    crops are transforms of other crops than trainA's: unpaired). The crops depend on `seed` only."""
     apply = TRANSFORMS[transform]
-    train_photos, test_photos = photographs()
-    rng = np.random.default_rng(seed)
-    crops = random_crops(train_photos, 2 * n_train, size, rng)
-    a_crops, b_sources = crops[:n_train], crops[n_train:]  # B is made from other crops: unpaired
+    train_photos, test_photos = photos or photographs()
+    crops = random_crops(train_photos, 2 * n_train, size, np.random.default_rng(seed))
+    a_crops, b_sources = crops[:n_train], crops[n_train:]
     tests = grid_crops(test_photos, size)
-    folders = {"trainA": a_crops, "trainB": [apply(c) for c in b_sources], "testA": tests,
-               "testB": [apply(c) for c in tests]}
+    return {"trainA": a_crops, "trainB": [apply(c) for c in b_sources], "testA": tests,
+            "testB": [apply(c) for c in tests]}
+
+
+def make_task(root: Path, transform: str, size: int, n_train: int, seed: int = 0) -> Path:
+    """Write `root/{trainA,trainB,testA,testB}` (task_crops) and `root/aligned/{train,test}` (A|B pairs) for one
+    transform; returns root."""
+    apply = TRANSFORMS[transform]
+    folders = task_crops(transform, size, n_train, seed)
     for folder, images in folders.items():
         (root / folder).mkdir(parents=True, exist_ok=True)
         for i, image in enumerate(images):
             image.save(root / folder / f"{i:04d}.png")
-    for split, sources in (("train", a_crops), ("test", tests)):
+    for split, sources in (("train", folders["trainA"]), ("test", folders["testA"])):
         (root / "aligned" / split).mkdir(parents=True, exist_ok=True)
         for i, image in enumerate(sources):
             pair = Image.new("RGB", (2 * size, size))

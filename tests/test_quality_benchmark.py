@@ -75,16 +75,17 @@ def test_quality_py_prints_the_table_with_the_identity_and_each_method(tmp_path)
     out = tmp_path / "quality.json"
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "quality.py"), "--quick", "--jobs", "2",
                              "--json", str(out), "--out", str(tmp_path / "samples"), "--picture",
-                             str(tmp_path / "picture.png")],
+                             str(tmp_path / "picture.png"), "--seen"],
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "| tone | identity | 24.78 | +0.00 |" in result.stdout
+    assert "| tone | identity | 24.78 | +0.00 |" in result.stdout and "PSNR on training crops |" in result.stdout
     saved = json.loads(out.read_text())
     assert saved["settings"]["torch"] == version("torch")  # the figures depend on the build
     data = saved["results"]["tone"]
     assert set(data) == {"identity", "cyclegan", "recipe"}
     for config in ("cyclegan", "recipe"):
         assert len(data[config]["psnr"]) == 1 and 5 < data[config]["psnr"][0] < 60
+        assert len(data[config]["seen_psnr"]) == 1 and 5 < data[config]["seen_psnr"][0] < 60  # --seen: trainA too
         assert data[config]["train_seconds"][0] > 0
         assert f"| tone | {config} |" in result.stdout
     assert (tmp_path / "samples" / "samples" / "tone" / "recipe" / "00.png").is_file()
@@ -103,6 +104,20 @@ def test_the_fitted_global_map_recovers_an_affine_colour_map_and_psnr_is_per_cro
     assert bounds.psnr(off, truth) == pytest.approx((20 + 120 + 120) / 3)
 
 
+def test_colour_transfer_matches_the_target_statistics_and_cannot_see_a_turn_of_the_colours():
+    bounds = benchmark_module("quality_bounds")
+    source = np.random.default_rng(0).normal(size=(20000, 3)) * [0.1, 0.2, 0.3] + 0.5
+    stretch = np.array([[1.2, 0.1, 0.0], [0.1, 0.8, 0.0], [0.0, 0.0, 1.0]])  # symmetric, positive: a Monge map itself
+    matrix, offset = bounds.colour_transfer(source, source @ stretch.T + 0.1)
+    np.testing.assert_allclose(matrix, stretch, atol=1e-6)
+    np.testing.assert_allclose(offset, 0.1, atol=1e-6)
+    grey_axis = np.ones(3) / np.sqrt(3)  # a half-turn about the grey axis, as recolour's complement nearly is
+    half_turn = 2 * np.outer(grey_axis, grey_axis) - np.eye(3)
+    round_source = np.random.default_rng(1).normal(size=(200000, 3)) * 0.2 + 0.5  # equal spreads: a turn hides
+    matrix, _ = bounds.colour_transfer(round_source, (round_source - 0.5) @ half_turn.T + 0.5)
+    np.testing.assert_allclose(matrix, np.eye(3), atol=0.02)  # the identity, not the turn
+
+
 def test_quality_bounds_scores_the_crops_of_quality_py():
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "quality_bounds.py"), "--tasks",
                              "tone,recolour"], capture_output=True, text=True, timeout=120)
@@ -112,3 +127,6 @@ def test_quality_bounds_scores_the_crops_of_quality_py():
     assert rows["tone", "identity"] == 24.78 and rows["recolour", "identity"] == 13.48  # quality.py's identity rows
     assert rows["tone", "one global affine map, fitted to the truth"] > 35  # tone is nearly one global colour map
     assert rows["recolour", "the complement, every pixel"] > 30 > rows["recolour", "grey"] > rows["recolour", "identity"]
+    transfer = "colour transfer, trainA to trainB (unpaired, no training)"
+    assert rows["tone", transfer] > rows["tone", "identity"] + 5  # the training sets' statistics show tone's grade
+    assert rows["recolour", transfer] < rows["recolour", "identity"] + 2.5  # ...and hardly show recolour's swap
