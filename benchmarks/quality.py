@@ -41,9 +41,12 @@ CONFIGS = {
     "cut": (["--model", "cut"], ""),
     "fastcut": (["--model", "cut", "--CUT_mode", "FastCUT"], ""),
     "pix2pix": (["--model", "pix2pix", "--netG", "resnet_9blocks", "--norm", "instance"], "aligned"),
+    "pix2pix_recipe": (["--model", "pix2pix", "--netG", "resnet_9blocks", "--norm", "instance", "--preset",
+                        "recommended"], "aligned"),
 }
 TEST_MODEL = {"pix2pix": ["--model", "pix2pix", "--netG", "resnet_9blocks", "--norm", "instance"],
               "cut": ["--model", "cut"], "fastcut": ["--model", "cut", "--CUT_mode", "FastCUT"]}
+TEST_MODEL["pix2pix_recipe"] = TEST_MODEL["pix2pix"]  # test.py reads the output's options from train_opt.json
 
 
 def run(script: str, args: list[str], cwd: Path, threads: int | None = None) -> float:

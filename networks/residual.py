@@ -168,12 +168,16 @@ def make_affine(net: nn.Module, smooth: int = 1, edge_sigma: float = 0.0) -> nn.
     colour transform of its input, starting as the identity; `smooth`, `edge_sigma`: see AffineOutput."""
     hook = AffineOutput(smooth, edge_sigma)
     last = _output_convolution(net, "--affine_output")
-    if not isinstance(last, nn.Conv2d) or last.groups != 1:
-        raise I2IError(f"--affine_output widens the generator's last convolution; {type(net).__name__} ends in "
-                       f"{type(last).__name__}; drop --affine_output.")
+    if last.groups != 1:
+        raise I2IError(f"--affine_output widens the generator's last convolution; {type(net).__name__} ends in a "
+                       f"grouped {type(last).__name__}; drop --affine_output.")
     c = last.out_channels
-    wide = nn.Conv2d(last.in_channels, c * c + c, last.kernel_size, last.stride, last.padding, last.dilation,
-                     bias=last.bias is not None, padding_mode=last.padding_mode)
+    if isinstance(last, nn.ConvTranspose2d):  # a U-Net's outermost level
+        wide = nn.ConvTranspose2d(last.in_channels, c * c + c, last.kernel_size, last.stride, last.padding,
+                                  last.output_padding, bias=last.bias is not None, dilation=last.dilation)
+    else:
+        wide = nn.Conv2d(last.in_channels, c * c + c, last.kernel_size, last.stride, last.padding, last.dilation,
+                         bias=last.bias is not None, padding_mode=last.padding_mode)
     parent, attribute = _last(net, nn.Conv2d | nn.ConvTranspose2d)
     setattr(parent, attribute, _zeroed(wide.to(last.weight.device)))
     net.register_forward_hook(hook)

@@ -14,7 +14,7 @@ from networks import GENERATORS, build_generator
 from networks.residual import binomial_blur, edge_aware_blur
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
-from tests.helpers import load_script, tiny_args, unaligned_dataset
+from tests.helpers import aligned_dataset, load_script, tiny_args, unaligned_dataset
 from util.errors import I2IError
 
 
@@ -192,6 +192,22 @@ def test_the_preset_applies_the_models_recipe_and_typed_options_win(tmp_path):
     assert any(note.startswith("--preset recommended: ") for note in options.notes)
 
 
+def test_pix2pixs_recipe_is_the_affine_output_and_a_run_with_it_tests_as_trained(tmp_path):
+    root = aligned_dataset(tmp_path / "data", count=2, size=32)
+    base = [*tiny_args(root, tmp_path), "--model", "pix2pix", "--netG", "resnet_6blocks", "--norm", "instance",
+            "--name", "p2p", "--n_epochs", "1", "--n_epochs_decay", "0"]
+    plain = TrainOptions().parse(base)
+    assert not plain.affine_output and plain.affine_smooth == 1  # without the flag: the reference's pix2pix
+    recipe = TrainOptions().parse([*base, "--preset", "recommended"])
+    assert recipe.affine_output and recipe.affine_smooth == 5 and recipe.affine_edge_sigma == 0.1
+    load_script("train").main([*base, "--preset", "recommended"])
+    opt = TestOptions().parse([*tiny_args(root, tmp_path, train=False), "--model", "pix2pix", "--name", "p2p",
+                               "--netG", "resnet_6blocks", "--norm", "instance"])
+    model = create_model(opt)
+    model.setup(opt)
+    assert opt.affine_output and opt.affine_smooth == 5  # read back from the run's train_opt.json
+
+
 def test_cuts_recipe_follows_its_mode_and_its_demo_uses_it(tmp_path):
     root = unaligned_dataset(tmp_path / "data", count=2, size=32)
     base = ["--dataroot", str(root), "--gpu_ids", "-1", "--model", "cut", "--preset", "recommended"]
@@ -231,6 +247,18 @@ def test_an_affine_generator_starts_as_the_identity_and_keeps_the_plain_keys(nam
     widened = [k for k in state if state[k].shape != plain[k].shape]
     assert widened and all(state[k].shape[0] == 12 for k in widened)  # the last convolution: 3x3 matrix + offset
     x = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert torch.allclose(affine(x), x, atol=2e-4)
+
+
+def test_a_unet_takes_the_affine_output_in_its_last_transposed_convolution():
+    torch.manual_seed(0)
+    plain = build_generator("unet_128", 3, 3, 8, norm="batch").state_dict()
+    affine = build_generator("unet_128", 3, 3, 8, norm="batch", affine=True, affine_smooth=5, affine_edge_sigma=0.1)
+    state = affine.state_dict()
+    assert list(state) == list(plain)  # pix2pix's default generator: its recipe needs no other netG
+    widened = {k: state[k].shape for k in state if state[k].shape != plain[k].shape}
+    assert widened == {"model.model.3.weight": (16, 12, 4, 4), "model.model.3.bias": (12,)}
+    x = torch.rand(1, 3, 128, 128) * 2 - 1
     assert torch.allclose(affine(x), x, atol=2e-4)
 
 
