@@ -23,8 +23,6 @@ from .losses import GANLoss, gradient_penalty
 class Pix2PixModel(BaseModel):
     """pix2pix: paired A -> B with a conditional PatchGAN and L1 (G, D)."""
 
-    # The affine colour output (networks/residual.py), measured on benchmarks/quality.py's paired tasks: docs/quality.md.
-    recommended_options = dict(affine_output=True, affine_smooth=5, affine_edge_sigma=0.1)
     demo_options = dict(name="demo_pix2pix", netG="unet_128", ngf=16, ndf=16, load_size=128, crop_size=128,
                         n_epochs=10, n_epochs_decay=10, display_freq=96, print_freq=48, save_epoch_freq=10)
     contract_options = ["--netG", "unet_128", "--load_size", "128", "--crop_size", "128"]  # U-Net: 128-px multiples

@@ -192,15 +192,14 @@ def test_the_preset_applies_the_models_recipe_and_typed_options_win(tmp_path):
     assert any(note.startswith("--preset recommended: ") for note in options.notes)
 
 
-def test_pix2pixs_recipe_is_the_affine_output_and_a_run_with_it_tests_as_trained(tmp_path):
+def test_a_pix2pix_run_with_the_affine_output_tests_as_trained_and_has_no_preset(tmp_path):
     root = aligned_dataset(tmp_path / "data", count=2, size=32)
     base = [*tiny_args(root, tmp_path), "--model", "pix2pix", "--netG", "resnet_6blocks", "--norm", "instance",
             "--name", "p2p", "--n_epochs", "1", "--n_epochs_decay", "0"]
-    plain = TrainOptions().parse(base)
-    assert not plain.affine_output and plain.affine_smooth == 1  # without the flag: the reference's pix2pix
-    recipe = TrainOptions().parse([*base, "--preset", "recommended"])
-    assert recipe.affine_output and recipe.affine_smooth == 5 and recipe.affine_edge_sigma == 0.1
-    load_script("train").main([*base, "--preset", "recommended"])
+    options = TrainOptions()  # the affine output loses on label maps (docs/quality.md): not pix2pix's recipe
+    assert not options.parse([*base, "--preset", "recommended"]).affine_output
+    assert "--preset recommended: nothing for this model" in options.notes
+    load_script("train").main([*base, "--affine_output", "--affine_smooth", "5", "--affine_edge_sigma", "0.1"])
     opt = TestOptions().parse([*tiny_args(root, tmp_path, train=False), "--model", "pix2pix", "--name", "p2p",
                                "--netG", "resnet_6blocks", "--norm", "instance"])
     model = create_model(opt)
@@ -255,7 +254,7 @@ def test_a_unet_takes_the_affine_output_in_its_last_transposed_convolution():
     plain = build_generator("unet_128", 3, 3, 8, norm="batch").state_dict()
     affine = build_generator("unet_128", 3, 3, 8, norm="batch", affine=True, affine_smooth=5, affine_edge_sigma=0.1)
     state = affine.state_dict()
-    assert list(state) == list(plain)  # pix2pix's default generator: its recipe needs no other netG
+    assert list(state) == list(plain)  # pix2pix's default generator takes the affine output too
     widened = {k: state[k].shape for k in state if state[k].shape != plain[k].shape}
     assert widened == {"model.model.3.weight": (16, 12, 4, 4), "model.model.3.bias": (12,)}
     x = torch.rand(1, 3, 128, 128) * 2 - 1
