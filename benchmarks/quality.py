@@ -10,7 +10,8 @@ grade, a local stylisation, a recolouring that keeps geometry), unpaired trainin
 Every method trains through train.py for the same number of iterations and translates the test crops through
 test.py; PSNR and SSIM (scikit-image's) of the translations against the truth are compared with doing nothing
 (the identity: the input itself). A table goes to stdout, JSON to benchmarks/results/quality.json, and a picture
-(input, truth, CycleGAN, the recipe, CUT, pix2pix with the affine output) to docs/images/quality.png (`--picture PATH`: elsewhere).
+(input, truth, CycleGAN, the recipe, CUT, pix2pix with the affine output) to docs/images/quality.png
+(`--picture PATH`: elsewhere).
 """
 
 from __future__ import annotations

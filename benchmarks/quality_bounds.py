@@ -12,7 +12,8 @@ matches the mean and covariance of trainB's colours while moving trainA's least,
 applied to the test crops; it says where the training sets' colour statistics point. For `recolour` it adds
 the colour complement (max + min - c per pixel, the hue turned half a circle at every saturation) and the straight
 path from the input to it: its middle is grey, the singular map that an interpolation between the input's colours
-and their complement passes through. The crops are those of quality.py (same photographs, size, grid and training crops).
+and their complement passes through. The crops are those of quality.py (same photographs, size, grid and
+training crops).
 """
 
 from __future__ import annotations

@@ -127,17 +127,18 @@ def task_crops(transform: str, size: int, n_train: int, seed: int = 0,
 def make_task(root: Path, transform: str, size: int, n_train: int, seed: int = 0) -> Path:
     """Write `root/{trainA,trainB,testA,testB}` (task_crops) and `root/aligned/{train,test}` (A|B pairs) for one
     transform; returns root."""
-    apply = TRANSFORMS[transform]
     folders = task_crops(transform, size, n_train, seed)
     for folder, images in folders.items():
         (root / folder).mkdir(parents=True, exist_ok=True)
         for i, image in enumerate(images):
             image.save(root / folder / f"{i:04d}.png")
-    for split, sources in (("train", folders["trainA"]), ("test", folders["testA"])):
+    train_truth = [TRANSFORMS[transform](c) for c in folders["trainA"]]  # trainB holds other crops' transforms
+    for split, sources, truths in (("train", folders["trainA"], train_truth),
+                                   ("test", folders["testA"], folders["testB"])):
         (root / "aligned" / split).mkdir(parents=True, exist_ok=True)
-        for i, image in enumerate(sources):
+        for i, (image, truth) in enumerate(zip(sources, truths)):
             pair = Image.new("RGB", (2 * size, size))
             pair.paste(image, (0, 0))
-            pair.paste(apply(image), (size, 0))
+            pair.paste(truth, (size, 0))
             pair.save(root / "aligned" / split / f"{i:04d}.png")
     return root

@@ -126,7 +126,8 @@ def test_quality_bounds_scores_the_crops_of_quality_py():
             for line in result.stdout.splitlines()[2:]}
     assert rows["tone", "identity"] == 24.78 and rows["recolour", "identity"] == 13.48  # quality.py's identity rows
     assert rows["tone", "one global affine map, fitted to the truth"] > 35  # tone is nearly one global colour map
-    assert rows["recolour", "the complement, every pixel"] > 30 > rows["recolour", "grey"] > rows["recolour", "identity"]
+    assert (rows["recolour", "the complement, every pixel"] > 30 > rows["recolour", "grey"]
+            > rows["recolour", "identity"])
     transfer = "colour transfer, trainA to trainB (unpaired, no training)"
     assert rows["tone", transfer] > rows["tone", "identity"] + 5  # the training sets' statistics show tone's grade
     assert rows["recolour", transfer] < rows["recolour", "identity"] + 2.5  # ...and hardly show recolour's swap
